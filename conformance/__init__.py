@@ -1,0 +1,56 @@
+"""io-conformance: does a network I/O-model implementation keep the Session contract?
+
+General layout:
+
+- `api` is the contract: `SessionServer` (what you implement), `SessionHandler` (the
+  application the suite plays), `ServerConfig`, `ServerFactory`. Its docstrings are normative.
+- `_trace` records every callback and call; `_checker` judges S1-S4 from a trace with no I/O
+  and renders failures as per-session timelines.
+- `_peers` drives real TCP clients on 127.0.0.1; `_harness` runs a scenario against one
+  implementation under deadlines.
+- `plugin` is the pytest plugin (`--impl`), `_loading` turns a name into a factory,
+  `_profiles` holds the Hypothesis profiles, `_report` the implementation x clause table.
+- `suite/` holds the properties themselves: `pytest conformance --impl=NAME`.
+
+Everything not re-exported here is private and may change.
+"""
+
+from ._checker import ConformanceFailure as ConformanceFailure
+from ._checker import Stream as Stream
+from ._checker import Violation as Violation
+from ._checker import check_trace as check_trace
+from ._clauses import CLAUSES as CLAUSES
+from ._harness import Harness as Harness
+from ._harness import Scenario as Scenario
+from ._harness import Timeouts as Timeouts
+from ._loading import Impl as Impl
+from ._loading import ImplError as ImplError
+from ._loading import resolve as resolve
+from ._peers import Peer as Peer
+from ._trace import Recorder as Recorder
+from ._trace import TraceEvent as TraceEvent
+from .api import ServerConfig as ServerConfig
+from .api import ServerFactory as ServerFactory
+from .api import SessionHandler as SessionHandler
+from .api import SessionServer as SessionServer
+
+__all__ = [
+    "CLAUSES",
+    "ConformanceFailure",
+    "Harness",
+    "Impl",
+    "ImplError",
+    "Peer",
+    "Recorder",
+    "Scenario",
+    "ServerConfig",
+    "ServerFactory",
+    "SessionHandler",
+    "SessionServer",
+    "Stream",
+    "Timeouts",
+    "TraceEvent",
+    "Violation",
+    "check_trace",
+    "resolve",
+]

@@ -1,0 +1,39 @@
+"""Calls into an implementation that may never return."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+
+__all__ = ["bounded_call", "stack_of"]
+
+
+def bounded_call(
+    call: Callable[[], object], timeout: float
+) -> tuple[object, threading.Thread | None]:
+    """Run `call` in a helper thread for at most `timeout` seconds.
+
+    Returns (its result or the exception it raised, None), or (None, the stuck thread) if it
+    did not return in time. A stuck call leaves a daemon thread behind: there is no way to
+    kill a thread, and reporting the hang beats hanging the run.
+    """
+    box: list[object] = []
+
+    def target() -> None:
+        try:
+            box.append(call())
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, name="conformance-call", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return (box[0], None) if box else (None, thread)
+
+
+def stack_of(thread: threading.Thread, depth: int = 8) -> str:
+    """The innermost `depth` frames of another thread, formatted."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return "".join(traceback.format_stack(frame)[-depth:]) if frame else "(no stack)"

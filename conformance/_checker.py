@@ -1,0 +1,305 @@
+"""The trace checker: S1-S4 judged from a recorded trace, with no I/O at all.
+
+Every scenario of the suite ends with `check_trace()`: whatever else a test looks at, the ids
+(S1), the order of callbacks (S2) and the bytes both ways (S3, S4) are checked on everything it
+did. The functions here take events and bytes and return `Violation`s; `tests/checker/` feeds
+them synthetic traces that break each clause.
+
+A `ConformanceFailure` is the one exception the suite raises for a non-conforming
+implementation. It reads like a verdict: the clause and its sentence, expected versus actual,
+then the timeline of the sessions involved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from ._clauses import CLAUSES
+from ._trace import Kind, TraceEvent
+
+__all__ = [
+    "ConformanceFailure",
+    "Stream",
+    "Violation",
+    "check_identity",
+    "check_lifecycle",
+    "check_streams",
+    "check_trace",
+    "render_timeline",
+]
+
+CALLBACKS = (Kind.CONNECT, Kind.RECV, Kind.RELEASE)
+
+
+@dataclass(frozen=True)
+class Violation:
+    clause: str
+    expected: str
+    actual: str
+    session_id: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.clause}: expected {self.expected}; actual: {self.actual}"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What one test peer did, to compare with what the implementation reported.
+
+    Attributes:
+        session_id: the id the implementation gave this peer's connection.
+        peer_sent: every byte the peer wrote.
+        inbound_complete: the peer finished sending and the test waited for the release, so
+            on_recv must have delivered all of `peer_sent` (S3, S5); else a prefix suffices.
+        peer_received: every byte the peer read.
+        outbound_complete: the peer read until EOF after a graceful close, so it must have
+            received every accepted byte (S4, S5, S9); else a prefix suffices.
+    """
+
+    session_id: int
+    peer_sent: bytes = b""
+    inbound_complete: bool = False
+    peer_received: bytes = b""
+    outbound_complete: bool = False
+
+
+# ---- S1 identity
+
+
+def check_identity(events: Iterable[TraceEvent]) -> list[Violation]:
+    """S1: every id is an int in [0, 2**64), and no id is given to two connections."""
+    found: list[Violation] = []
+    connects: dict[object, int] = defaultdict(int)
+    for e in events:
+        if e.kind is not Kind.CONNECT:
+            continue
+        sid = e.session_id
+        if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < 2**64:
+            found.append(Violation("S1", "an int in [0, 2**64)", f"session id {sid!r}", None))
+            continue
+        connects[sid] += 1
+        if connects[sid] == 2:
+            found.append(
+                Violation(
+                    "S1",
+                    f"id {sid} given to one connection only",
+                    f"on_connect({sid}, ...) was called again for a second connection "
+                    "(is the id a socket handle? the OS reuses those)",
+                    sid,
+                )
+            )
+    return found
+
+
+# ---- S2 lifecycle
+
+
+def check_lifecycle(events: Sequence[TraceEvent], *, final: bool) -> list[Violation]:
+    """S2: on_connect first, on_recv*, on_release once and last, no overlap per id.
+
+    With `final=True` (the server was stopped) every connected id must have been released.
+    Ids that S1 already reports as reused are skipped: their two lives are indistinguishable.
+    """
+    found: list[Violation] = []
+    per_id: dict[int, list[TraceEvent]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: e.seq):
+        if e.kind in CALLBACKS and isinstance(e.session_id, int):
+            per_id[e.session_id].append(e)
+    for sid, calls in per_id.items():
+        if sum(c.kind is Kind.CONNECT for c in calls) > 1:
+            continue
+        if calls[0].kind is not Kind.CONNECT:
+            found.append(
+                Violation("S2", f"on_connect({sid}) before any other callback for it",
+                          f"first callback was {calls[0].describe()}", sid)
+            )
+        releases = [c for c in calls if c.kind is Kind.RELEASE]
+        if len(releases) > 1:
+            found.append(
+                Violation("S2", f"on_release({sid}) exactly once",
+                          f"it was called {len(releases)} times", sid)
+            )
+        if releases:
+            done = releases[0].end_seq
+            late = [c for c in calls if c.seq > done]
+            if late and len(releases) == 1:
+                found.append(
+                    Violation("S2", f"no callback for {sid} after on_release({sid}) returned",
+                              f"{late[0].describe()} came after it", sid)
+                )
+        elif final:
+            found.append(
+                Violation("S2", f"on_release({sid}) before stop() returned",
+                          "it was never called", sid)
+            )
+        for before, after in pairwise(calls):
+            if after.seq < before.end_seq:
+                found.append(
+                    Violation(
+                        "S2",
+                        f"callbacks for {sid} never overlap in time",
+                        f"{after.describe()} [thread {after.thread}] began while "
+                        f"{before.describe()} [thread {before.thread}] was still running",
+                        sid,
+                    )
+                )
+                break
+    return found
+
+
+# ---- S3, S4 the two byte streams
+
+
+def check_streams(events: Sequence[TraceEvent], streams: Iterable[Stream]) -> list[Violation]:
+    """S3: on_recv data is what the peer sent; S4: the peer got what send() accepted."""
+    found: list[Violation] = []
+    recv: dict[int, list[bytes]] = defaultdict(list)
+    accepted: dict[int, list[bytes]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: e.seq):
+        if not isinstance(e.session_id, int):
+            continue
+        if e.kind is Kind.RECV:
+            if not e.data:
+                found.append(
+                    Violation("S3", "on_recv never called with empty data",
+                              f"on_recv({e.session_id}, b'') was called", e.session_id)
+                )
+            recv[e.session_id].append(e.data)
+        elif e.kind is Kind.SEND and e.result:
+            accepted[e.session_id].append(e.data)
+    for s in streams:
+        delivered = b"".join(recv[s.session_id])
+        problem = _compare(s.peer_sent, delivered, s.inbound_complete)
+        if problem:
+            found.append(
+                Violation("S3", f"on_recv data for {s.session_id} to be {problem[0]} "
+                          "the bytes its peer sent", problem[1], s.session_id)
+            )
+        queued = b"".join(accepted[s.session_id])
+        problem = _compare(queued, s.peer_received, s.outbound_complete)
+        if problem:
+            found.append(
+                Violation("S4", f"the peer of {s.session_id} to receive {problem[0]} the bytes "
+                          "of the send() calls that returned True", problem[1], s.session_id)
+            )
+    return found
+
+
+def _compare(truth: bytes, seen: bytes, complete: bool) -> tuple[str, str] | None:
+    """None if `seen` is `truth` (complete) or a prefix of it; else (wanted, what differs)."""
+    wanted = "exactly" if complete else "a prefix of"
+    if seen == truth or (not complete and truth.startswith(seen)):
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(truth, seen, strict=False)) if a != b), None)
+    if at is not None:
+        return wanted, (
+            f"they differ first at byte {at} (of {len(truth)} expected, {len(seen)} seen): "
+            f"expected {truth[at:at + 16]!r}, got {seen[at:at + 16]!r}"
+        )
+    if len(seen) > len(truth):
+        return wanted, (
+            f"{len(seen) - len(truth)} extra bytes after the {len(truth)} expected: "
+            f"{seen[len(truth):len(truth) + 16]!r} (duplicated, or another session's?)"
+        )
+    return wanted, f"only {len(seen)} of {len(truth)} bytes arrived; missing from byte {len(seen)}"
+
+
+def check_trace(
+    events: Sequence[TraceEvent], streams: Iterable[Stream] = (), *, final: bool = False
+) -> list[Violation]:
+    """Every check, in clause order."""
+    return (
+        check_identity(events)
+        + check_lifecycle(events, final=final)
+        + check_streams(events, streams)
+    )
+
+
+# ---- the verdict
+
+
+def render_timeline(
+    events: Sequence[TraceEvent],
+    session_ids: Iterable[int] | None = None,
+    *,
+    max_sessions: int = 4,
+    max_lines: int = 24,
+) -> str:
+    """The per-session timeline a student reads: one block per session, in causal order.
+
+    Notes a peer made before its id was known are placed with the session its port got.
+    """
+    ordered = sorted(events, key=lambda e: e.seq)
+    blocks: dict[int | None, list[TraceEvent]] = defaultdict(list)
+    for e in ordered:
+        sid = e.session_id
+        if sid is None and e.peer_port is not None:
+            sid = _session_by_port(ordered, e)
+        blocks[sid].append(e)
+    wanted = list(session_ids) if session_ids is not None else [k for k in blocks if k is not None]
+    wanted = list(dict.fromkeys(wanted))
+    lines: list[str] = []
+    for sid in wanted[:max_sessions]:
+        evs = blocks.get(sid, [])
+        lines.append(f"session {sid}:" if evs else f"session {sid}: (no events)")
+        shown = evs if len(evs) <= max_lines else evs[: max_lines // 2] + evs[-max_lines // 2 :]
+        for i, e in enumerate(shown):
+            if len(evs) > max_lines and i == max_lines // 2:
+                lines.append(f"    ... {len(evs) - max_lines} more events ...")
+            who = "peer" if e.kind is Kind.NOTE else e.thread
+            lines.append(f"  {e.t:+9.4f}s  {who:<14.14} {e.describe()}")
+    if len(wanted) > max_sessions:
+        lines.append(f"({len(wanted) - max_sessions} more sessions not shown)")
+    if None in blocks and session_ids is None:
+        lines.append("test:")
+        lines.extend(f"  {e.t:+9.4f}s  {'test':<14} {e.describe()}" for e in blocks[None][-8:])
+    return "\n".join(lines)
+
+
+def _session_by_port(ordered: Sequence[TraceEvent], note: TraceEvent) -> int | None:
+    """A peer's note belongs to the latest connection from its port before it, or, for the
+    note a peer makes while connecting, to the first one after it."""
+    before = after = None
+    for e in ordered:
+        if e.kind is Kind.CONNECT and e.peer_port == note.peer_port:
+            if e.seq < note.seq:
+                before = e.session_id
+            elif after is None:
+                after = e.session_id
+    return before if before is not None else after
+
+
+class ConformanceFailure(AssertionError):
+    """The implementation broke a clause. `clauses` names every clause found broken."""
+
+    def __init__(
+        self, clause_id: str, expected: str, actual: str, timeline: str = "",
+        also: Sequence[Violation] = (),
+    ) -> None:
+        self.clause = clause_id
+        self.clauses = list(dict.fromkeys([clause_id, *(v.clause for v in also)]))
+        c = CLAUSES[clause_id]
+        parts = [
+            f"{c.id} {c.title}: {c.sentence}",
+            f"  expected: {expected}",
+            f"  actual:   {actual}",
+        ]
+        for v in also[:5]:
+            parts.append(f"  also {v}")
+        if len(also) > 5:
+            parts.append(f"  ... and {len(also) - 5} more violations")
+        if timeline:
+            parts += ["timeline (seconds since the scenario began, thread, event):", timeline]
+        super().__init__("\n".join(parts))
+
+    @classmethod
+    def from_violations(
+        cls, violations: Sequence[Violation], events: Sequence[TraceEvent]
+    ) -> ConformanceFailure:
+        first, *rest = violations
+        ids = [v.session_id for v in violations if v.session_id is not None]
+        return cls(first.clause, first.expected, first.actual,
+                   render_timeline(events, ids or None), rest)

@@ -1,0 +1,297 @@
+"""Run one scenario against one implementation, under deadlines that name what they await.
+
+    with harness.scenario(on_recv=echo) as sc:      # server started, recorder attached
+        peer = sc.connect()
+        sid = sc.session(peer)                      # waits for its on_connect
+        peer.queue(b"hello"); peer.shut_write()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
+                 expected="the peer to read EOF")
+        sc.settle(peer, inbound_complete=True, outbound_complete=True)
+    # on exit: stop() within its deadline, every session released (S11), and the whole trace
+    # checked for S1-S4 (`_checker.check_trace`).
+
+Every wait has a deadline from `Timeouts`, scaled by `--conformance-timeout-scale`; when one
+passes, the scenario fails with a `ConformanceFailure` naming the clause, what was awaited and
+the timeline. A call into the implementation that never returns (a deadlock) is caught by a
+watchdog alarm for the whole scenario, which reports where the test thread was stuck.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from ._calls import bounded_call, stack_of
+from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
+from ._loading import Impl
+from ._peers import Deadline, Peer, drive
+from ._trace import Hook, Recorder
+from .api import ServerConfig, SessionServer
+
+__all__ = ["Harness", "Scenario", "ScenarioHang", "Timeouts"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every deadline of the suite, in seconds, at `scale` 1. Generous on purpose: a correct
+    implementation meets each one by orders of magnitude, so only a real bug trips them."""
+
+    scale: float = 1.0
+
+    def _s(self, seconds: float) -> float:
+        return seconds * self.scale
+
+    @property
+    def start(self) -> float:
+        return self._s(5.0)
+
+    def stop(self, config: ServerConfig) -> float:
+        """stop() may flush for `linger` before it aborts."""
+        return self._s(5.0) + config.linger
+
+    @property
+    def release(self) -> float:
+        """S5: with nothing queued, on_release follows the peer's FIN within one second."""
+        return self._s(1.0)
+
+    @property
+    def io(self) -> float:
+        """Any exchange of data on loopback; megabytes take milliseconds."""
+        return self._s(10.0)
+
+    @property
+    def scenario(self) -> float:
+        """The watchdog: a whole scenario, including its stop()."""
+        return self._s(60.0)
+
+
+class ScenarioHang(BaseException):
+    """The watchdog fired: the test thread was stuck, most likely inside the implementation.
+
+    A BaseException so that Hypothesis does not try to shrink a hang by re-running it.
+    """
+
+
+class Harness:
+    """Scenarios against one implementation (the `conformance` fixture)."""
+
+    def __init__(self, impl: Impl, timeouts: Timeouts) -> None:
+        self.impl = impl
+        self.timeouts = timeouts
+
+    @contextmanager
+    def scenario(
+        self,
+        *,
+        on_connect: Hook | None = None,
+        on_recv: Hook | None = None,
+        on_release: Hook | None = None,
+        **config: Any,
+    ) -> Iterator[Scenario]:
+        """A started server with a recording handler; stopped and checked on exit."""
+        sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config))
+        with _watchdog(self.timeouts.scenario, sc.rec):
+            sc._start()
+            try:
+                yield sc
+            except BaseException:
+                sc._cleanup()
+                raise
+            sc._finish()
+
+
+class Scenario:
+    """One server, its recorder and its peers, for the length of a `with` block."""
+
+    def __init__(self, harness: Harness, rec: Recorder, config: ServerConfig) -> None:
+        self.harness = harness
+        self.timeouts = harness.timeouts
+        self.rec = rec
+        self.config = config
+        self.server: SessionServer = harness.impl.build(config)
+        rec.server = self.server
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.peers: list[Peer] = []
+        self.streams: list[Stream] = []
+        self.stopped = False
+
+    def _start(self) -> None:
+        outcome, thread = bounded_call(lambda: self.server.start(self.rec, "127.0.0.1", 0),
+                                   self.timeouts.start)
+        if thread is not None:
+            raise RuntimeError(
+                f"{self.harness.impl.name}: start() did not return within "
+                f"{self.timeouts.start:g} s; it was at:\n{stack_of(thread)}"
+            )
+        if isinstance(outcome, BaseException):
+            raise RuntimeError(
+                f"{self.harness.impl.name}: start() raised {type(outcome).__name__}: {outcome}"
+            ) from outcome
+        host, port = outcome  # type: ignore[misc]  # start() returns (host, port)
+        self.address = (str(host), int(port))  # type: ignore[has-type]
+
+    # ---- peers
+
+    def connect(self, *, rcvbuf: int | None = None, sndbuf: int | None = None) -> Peer:
+        """A new client connection to the server (TCP handshake done by the kernel)."""
+        peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
+                    connect_timeout=self.timeouts.io)
+        self.peers.append(peer)
+        return peer
+
+    def session(self, peer: Peer, *, clause: str = "S10") -> int:
+        """The id the server gave `peer`'s connection: waits for its on_connect."""
+        if peer.session_id is not None:
+            return peer.session_id
+
+        found: list[int] = []
+
+        def known() -> bool:
+            sid = self.rec.session_of(peer.port, peer.connect_seq)
+            if sid is not None and not found:
+                found.append(sid)
+            return bool(found)
+
+        self.wait(known, clause=clause, timeout=self.timeouts.io,
+                  expected=f"on_connect for the connection from port {peer.port}",
+                  actual="no on_connect named that peer")
+        peer.session_id = found[0]
+        return found[0]
+
+    def drive(
+        self, peers: Iterable[Peer], until: Callable[[], bool], *, clause: str, expected: str,
+        timeout: float | None = None, session_ids: Iterable[int] = (),
+    ) -> None:
+        """Move the peers' bytes until `until()` holds; fail naming `expected` if it never does."""
+        peers = list(peers)
+        deadline = Deadline(self.timeouts.io if timeout is None else timeout)
+        if not drive(peers, until, deadline):
+            # Nothing left to send or read, or out of time: either way, wait out the deadline
+            # for conditions that depend on the server.
+            self.wait(until, clause=clause, expected=expected, timeout=deadline.remaining(),
+                      actual=lambda: "; ".join(repr(p) for p in peers), session_ids=session_ids)
+
+    def wait(
+        self, predicate: Callable[[], bool], *, clause: str, expected: str,
+        actual: str | Callable[[], str] = "it did not happen", timeout: float | None = None,
+        session_ids: Iterable[int] = (),
+    ) -> None:
+        """Wait for `predicate` (re-checked on every recorded event); fail on the deadline."""
+        limit = self.timeouts.io if timeout is None else timeout
+        if self.rec.wait_for(predicate, limit):
+            return
+        found = actual() if callable(actual) else actual
+        ids = list(session_ids) or None
+        raise ConformanceFailure(
+            clause, f"{expected} (within {limit:.3g} s)", found,
+            render_timeline(self.rec.trace(), ids),
+        )
+
+    def released(self, sid: int, *, clause: str, timeout: float | None = None,
+                 why: str = "") -> None:
+        """Wait for on_release(sid)."""
+        self.wait(lambda: self.rec.is_released(sid), clause=clause,
+                  expected=f"on_release({sid}){' ' + why if why else ''}",
+                  actual=f"session {sid} was not released",
+                  timeout=timeout, session_ids=[sid])
+
+    def settle(self, peer: Peer, *, inbound_complete: bool = False,
+               outbound_complete: bool = False) -> None:
+        """Record what `peer` sent and received, for the S3/S4 check at the end."""
+        sid = self.session(peer)
+        self.streams.append(Stream(sid, bytes(peer.sent), inbound_complete,
+                                   bytes(peer.received), outbound_complete))
+
+    def fail(self, clause: str, expected: str, actual: str,
+             session_ids: Iterable[int] | None = None) -> ConformanceFailure:
+        """A failure for a check the test makes itself; `raise sc.fail(...)`."""
+        return ConformanceFailure(clause, expected, actual,
+                                  render_timeline(self.rec.trace(), session_ids))
+
+    # ---- the end
+
+    def check(self, *, final: bool = False) -> None:
+        """Judge S1-S4 on the trace so far (and S2 completeness if `final`)."""
+        trace = self.rec.trace()
+        violations = check_trace(trace, self.streams, final=final)
+        if violations:
+            raise ConformanceFailure.from_violations(violations, trace)
+
+    def stop(self) -> None:
+        """stop() within its deadline; then every connected session must be released (S11)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        limit = self.timeouts.stop(self.config)
+        outcome, thread = bounded_call(self.server.stop, limit)
+        if thread is not None:
+            raise self.fail("S11", f"stop() to return within {limit:g} s",
+                            f"it was still running, at:\n{stack_of(thread)}")
+        if isinstance(outcome, BaseException):
+            raise self.fail("S11", "stop() to return normally",
+                            f"it raised {type(outcome).__name__}: {outcome}") from outcome
+        trace = self.rec.trace()
+        connected = {e.session_id for e in trace if e.kind.name == "CONNECT"}
+        missing = sorted(s for s in connected if s is not None and not self.rec.is_released(s))
+        if missing:
+            raise ConformanceFailure(
+                "S11", "on_release for every session before stop() returned",
+                f"no on_release for {', '.join(map(str, missing[:10]))}"
+                f"{' ...' if len(missing) > 10 else ''} when stop() returned",
+                render_timeline(trace, missing),
+            )
+
+    def _finish(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self._close_peers()
+        self.check(final=True)
+
+    def _cleanup(self) -> None:
+        """After a failure: stop and close quietly; the original failure is what matters."""
+        if not self.stopped:
+            self.stopped = True
+            bounded_call(self.server.stop, self.timeouts.stop(self.config))
+        self._close_peers()
+
+    def _close_peers(self) -> None:
+        for p in self.peers:
+            p.close(quiet=True)
+
+
+# ---- the watchdog
+
+
+@contextmanager
+def _watchdog(seconds: float, rec: Recorder) -> Iterator[None]:
+    """SIGALRM after `seconds`: raise ScenarioHang in the test thread, showing where it was.
+
+    Only the main thread can receive signals, so elsewhere (rare: a user's threaded runner)
+    there is no watchdog and the per-wait deadlines are the only bound.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def fire(signum: int, frame: FrameType | None) -> None:
+        where = "".join(traceback.format_stack(frame)[-10:]) if frame else "(unknown)"
+        raise ScenarioHang(
+            f"the scenario did not finish within {seconds:g} s: the test thread was stuck "
+            f"(a deadlock in send()/disconnect()? see S6, S13). It was at:\n{where}\n"
+            f"timeline:\n{render_timeline(rec.trace())}"
+        )
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,201 @@
+"""From an `--impl` value to a server factory, with errors that say what to do.
+
+A name is looked up in this order: a built-in reference implementation (`impls.BUILTINS`),
+an entry point in the group `conformance.impls` (how an installed package offers its own),
+then a literal `package.module:factory`. Every failure raises `ImplError` with one paragraph
+that names what is wrong and lists the alternatives; the plugin turns it into a usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from ._calls import bounded_call
+from .api import INTERFACE_METHODS, ServerConfig, ServerFactory, SessionServer
+
+__all__ = ["ENTRY_POINT_GROUP", "Impl", "ImplError", "available", "parse_impl_option", "resolve"]
+
+ENTRY_POINT_GROUP = "conformance.impls"
+
+_HOW_TO_NAME_YOURS = (
+    "To test your own implementation, name its factory as 'package.module:factory' (a callable "
+    "that takes a conformance.api.ServerConfig and returns an object with the methods "
+    f"{', '.join(INTERFACE_METHODS)}), or register it under the entry-point group "
+    f"'{ENTRY_POINT_GROUP}'."
+)
+
+
+class ImplError(Exception):
+    """An `--impl` value that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Impl:
+    """An implementation under test: a name for test ids, and how to build it."""
+
+    name: str
+    factory: ServerFactory = field(compare=False)
+    overrides: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def config(self, **changes: Any) -> ServerConfig:
+        """The ServerConfig a test asks for, with this impl's fixed overrides on top."""
+        return ServerConfig(**{**changes, **self.overrides})
+
+    def build(self, config: ServerConfig) -> SessionServer:
+        return self.factory(config)
+
+
+def builtins() -> dict[str, str]:
+    from impls import BUILTINS
+
+    return dict(BUILTINS)
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Every name `--impl` accepts besides a literal module:factory."""
+    return list(dict.fromkeys([*builtins(), *_entry_points()]))
+
+
+def parse_impl_option(value: str | None) -> list[str]:
+    """`None` or `all` -> every built-in; otherwise a comma-separated list of specs."""
+    if value is None or value.strip() == "all":
+        return list(builtins())
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise ImplError(f"--impl={value!r} names no implementation. {_choices()}")
+    return list(dict.fromkeys(names))
+
+
+def _choices() -> str:
+    return (
+        f"Available: {', '.join(available())} (or 'all' for every built-in). "
+        + _HOW_TO_NAME_YOURS
+    )
+
+
+def resolve(spec: str | tuple[str, Mapping[str, Any]]) -> Impl:
+    """Turn `"select"`, `("select", {"workers": 4})` or `"pkg.mod:f"` into an `Impl`.
+
+    The second form fixes ServerConfig fields for every test (the fixture-override form).
+    Raises ImplError with an actionable message.
+    """
+    name, overrides = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
+    unknown = set(overrides) - set(ServerConfig.__dataclass_fields__)
+    if unknown:
+        raise ImplError(
+            f"impl {name!r}: {', '.join(sorted(unknown))} is not a ServerConfig field; "
+            f"the fields are {', '.join(ServerConfig.__dataclass_fields__)}."
+        )
+    target = builtins().get(name)
+    if target is None and name in _entry_points():
+        target = _entry_points()[name].value
+    if target is None:
+        if ":" not in name:
+            raise ImplError(f"--impl={name}: no implementation is called {name!r}. {_choices()}")
+        target = name
+    factory = _load(name, target)
+    label = name if not overrides else f"{name}({_describe(overrides)})"
+    return Impl(label, factory, overrides)
+
+
+def _describe(overrides: Mapping[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def _load(name: str, target: str) -> ServerFactory:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ImplError(
+            f"--impl={name}: {target!r} is not of the form 'package.module:factory'. "
+            + _HOW_TO_NAME_YOURS
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ImplError(
+            f"--impl={name}: cannot import module {module_name!r} "
+            f"({type(exc).__name__}: {exc}). Check the spelling, and that the package is "
+            "installed in this environment (`pip install -e path/to/it`) or importable from "
+            "the directory you run pytest in."
+        ) from exc
+    obj: object = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+            raise ImplError(
+                f"--impl={name}: module {module_name!r} has no attribute {attr!r}. "
+                f"Callables it does have: {', '.join(sorted(names)[:12]) or 'none'}. "
+                + _HOW_TO_NAME_YOURS
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ImplError(
+            f"--impl={name}: {target} is a {type(obj).__name__}, not a factory. "
+            + _HOW_TO_NAME_YOURS
+        )
+    return cast(ServerFactory, obj)
+
+
+def check_interface(impl: Impl) -> None:
+    """Build one server (without starting it) and check it has the interface methods."""
+    target = getattr(impl.factory, "__qualname__", repr(impl.factory))
+    try:
+        signature: inspect.Signature | None = inspect.signature(impl.factory)
+    except (TypeError, ValueError):
+        signature = None  # e.g. a builtin without a signature: find out by calling it
+    if signature is not None:
+        try:
+            signature.bind(ServerConfig())
+        except TypeError as exc:
+            raise ImplError(
+                f"--impl={impl.name}: {target}{signature} cannot be called with a ServerConfig "
+                f"({exc}), so it is not a server factory. " + _HOW_TO_NAME_YOURS
+            ) from exc
+    try:
+        server = impl.build(impl.config())
+    except Exception as exc:
+        raise ImplError(
+            f"--impl={impl.name}: calling {target}(ServerConfig()) raised "
+            f"{type(exc).__name__}: {exc}. A factory must build an unstarted server without "
+            "doing I/O. " + _HOW_TO_NAME_YOURS
+        ) from exc
+    missing = [m for m in INTERFACE_METHODS if not callable(getattr(server, m, None))]
+    if missing:
+        raise ImplError(
+            f"--impl={impl.name}: {target}(ServerConfig()) returned a "
+            f"{type(server).__name__}, which lacks {', '.join(missing)}. A server needs "
+            f"{', '.join(INTERFACE_METHODS)} (see conformance/api.py, SessionServer)."
+        )
+
+
+def smoke_start(impl: Impl, timeout: float) -> None:
+    """Start and stop one server with a do-nothing handler, each within `timeout` seconds."""
+
+    class Idle:
+        def on_connect(self, session_id: int, peer: tuple[str, int]) -> None: ...
+        def on_recv(self, session_id: int, data: bytes) -> None: ...
+        def on_release(self, session_id: int) -> None: ...
+
+    server = impl.build(impl.config())
+    for what, call in (("start()", lambda: server.start(Idle())), ("stop()", server.stop)):
+        outcome, stuck = bounded_call(call, timeout)
+        if stuck is not None:
+            raise ImplError(
+                f"--impl={impl.name}: {what} did not return within {timeout:g} s. It must "
+                "return promptly (start: once listening; stop: once everything is released). "
+                "If your machine is just slow, raise --conformance-timeout-scale."
+            )
+        if isinstance(outcome, BaseException):
+            raise ImplError(
+                f"--impl={impl.name}: {what} raised {type(outcome).__name__}: {outcome}. "
+                "Run one of the tests with -x --tb=long to see where."
+            ) from outcome

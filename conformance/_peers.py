@@ -1,0 +1,238 @@
+"""Test peers: real TCP clients on 127.0.0.1, with the controls the properties need.
+
+A `Peer` is one non-blocking client socket with an outbox (bytes to send, in chosen chunk
+sizes), an optional pause on reading, half-close (SHUT_WR) and reset (SO_LINGER 0). `drive()`
+moves any number of peers forward at once with one selector, so a peer can send megabytes to
+an echoing server while reading the echo -- two blocking sockets in one thread would deadlock
+as soon as both directions' buffers fill.
+
+Every action is written into the recorder's timeline, so a failure shows what the peer did.
+Nothing here sleeps: every wait is a select() bounded by a `Deadline`.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from itertools import cycle
+
+from ._trace import Recorder
+
+__all__ = ["Deadline", "Peer", "drive"]
+
+# Read this much per recv(): the test peer should not be the bottleneck of a transfer.
+READ_SIZE = 256 * 1024
+# SO_LINGER on, timeout 0: close() sends RST.
+RESET_LINGER = struct.pack("ii", 1, 0)
+# drive() re-evaluates its `until` condition at least this often, for conditions that do not
+# depend on peer I/O alone (e.g. "and the server released the session").
+RECHECK = 0.05
+
+
+class Deadline:
+    """A point in time, and how far away it is."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+class Peer:
+    """One client connection, driven by the test (never by a thread of its own)."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        recorder: Recorder,
+        *,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.recorder = recorder
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Buffer sizes must be set before connect() to shape the TCP window.
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        sock.settimeout(connect_timeout)
+        try:
+            # Bind first so the port is known before the server can see the connection: the
+            # server's on_connect for it comes after `connect_seq`, which tells it apart from
+            # an earlier connection that used the same port (S1 churn reuses ports).
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+            self.session_id: int | None = None  # set by Scenario.session()
+            self.connect_seq = recorder.note(f"peer :{self.port} connecting", peer_port=self.port)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.sock = sock
+        self.sent = bytearray()
+        self.received = bytearray()
+        self.eof: str | None = None  # "EOF" or "reset" once reading ended
+        self.reading = True
+        self.closed = False
+        self._outbox: deque[memoryview] = deque()
+        self._shut_after_send = False
+        bufs = "".join(
+            f" {name}={value}" for name, value in (("rcvbuf", rcvbuf), ("sndbuf", sndbuf)) if value
+        )
+        if bufs:
+            self.note(f"peer buffers:{bufs}")
+
+    def note(self, text: str) -> None:
+        self.recorder.note(text, session_id=self.session_id, peer_port=self.port)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Peer :{self.port} sent={len(self.sent)} received={len(self.received)} "
+            f"outbox={self.outbox_bytes} eof={self.eof}>"
+        )
+
+    # ---- what the test asks a peer to do
+
+    def queue(self, data: bytes, chunks: Sequence[int] = ()) -> None:
+        """Send `data` in pieces of the given sizes (cycled; whole if empty) as drive() runs."""
+        sizes = cycle([c for c in chunks if c > 0] or [len(data) or 1])
+        view, pos = memoryview(bytes(data)), 0
+        while pos < len(view):
+            n = next(sizes)
+            self._outbox.append(view[pos : pos + n])
+            pos += n
+        shown = list(chunks[:4]) + (["..."] if len(chunks) > 4 else [])
+        self.note(f"peer queues {len(data)} bytes" + (f" in chunks {shown}" if chunks else ""))
+
+    @property
+    def outbox_bytes(self) -> int:
+        return sum(len(v) for v in self._outbox)
+
+    def shut_write(self) -> None:
+        """Half-close (SHUT_WR: our FIN) once the outbox is sent."""
+        self._shut_after_send = True
+        self._flush_shutdown()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+        self.note("peer stops reading")
+
+    def resume_reading(self) -> None:
+        self.reading = True
+        self.note("peer reads again")
+
+    def reset(self) -> None:
+        """Abort the connection: SO_LINGER 0 then close, so the server gets RST."""
+        if not self.closed:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
+            self.close(quiet=True)
+            self.note(f"peer :{self.port} sends RST")
+
+    def close(self, *, quiet: bool = False) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+            if not quiet:
+                self.note(f"peer :{self.port} closed")
+
+    # ---- I/O steps, called by drive()
+
+    def _flush_shutdown(self) -> None:
+        if self._shut_after_send and not self._outbox and not self.closed:
+            self._shut_after_send = False
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                self.note(f"peer SHUT_WR failed: {exc}")
+            else:
+                self.note("peer SHUT_WR (half-close)")
+
+    def _write(self) -> None:
+        while self._outbox:
+            chunk = self._outbox[0]
+            try:
+                n = self.sock.send(chunk)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.note(f"peer send failed: {exc!r}; {self.outbox_bytes} bytes unsent")
+                self._outbox.clear()
+                return
+            self.sent += chunk[:n]
+            if n < len(chunk):
+                self._outbox[0] = chunk[n:]
+                return
+            self._outbox.popleft()
+        self._flush_shutdown()
+
+    def _read(self) -> None:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.eof = "reset"
+            self.note(f"peer read error {type(exc).__name__} after {len(self.received)} bytes")
+            return
+        if data:
+            self.received += data
+        else:
+            self.eof = "EOF"
+            self.note(f"peer read EOF after {len(self.received)} bytes")
+
+    def _interest(self) -> int:
+        if self.closed:
+            return 0
+        events = 0
+        if self.reading and self.eof is None:
+            events |= selectors.EVENT_READ
+        if self._outbox:
+            events |= selectors.EVENT_WRITE
+        return events
+
+
+def drive(
+    peers: Iterable[Peer], until: Callable[[], bool], deadline: Deadline
+) -> bool:
+    """Do the peers' I/O until `until()` holds or the deadline passes; return `until()`.
+
+    With nothing left to do for any peer, returns at once whatever `until()` says.
+    """
+    peers = list(peers)
+    with selectors.DefaultSelector() as sel:
+        while not until():
+            if deadline.expired:
+                return until()
+            registered = []
+            for p in peers:
+                events = p._interest()
+                if events:
+                    sel.register(p.sock, events, p)
+                    registered.append(p)
+            if not registered:
+                return until()
+            try:
+                ready = sel.select(min(RECHECK, deadline.remaining()))
+            finally:
+                for p in registered:
+                    sel.unregister(p.sock)
+            for key, mask in ready:
+                peer: Peer = key.data
+                if mask & selectors.EVENT_WRITE:
+                    peer._write()
+                if mask & selectors.EVENT_READ:
+                    peer._read()
+    return True

@@ -1,0 +1,267 @@
+"""The recorder: the SessionHandler the suite hands to an implementation.
+
+Every callback, every send()/disconnect() the suite makes, and every action of a test peer
+becomes one `TraceEvent`. The checker (`_checker.py`) judges S1-S4 from the trace alone, and a
+failure prints it as a per-session timeline.
+
+Order comes from a sequence counter taken under a lock, not from the clock: two callbacks for
+one id overlap exactly when their [seq, end_seq] intervals intersect (S2), which no clock
+resolution can blur. The clock (`t`) is only for humans reading the timeline.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .api import SessionServer
+
+__all__ = ["Kind", "Recorder", "TraceEvent"]
+
+
+class Kind(enum.Enum):
+    CONNECT = "on_connect"
+    RECV = "on_recv"
+    RELEASE = "on_release"
+    SEND = "send"
+    DISCONNECT = "disconnect"
+    NOTE = "note"  # something a test peer or the test itself did
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    seq: int  # taken when the call began
+    end_seq: int  # taken when it returned (== seq for instantaneous notes)
+    kind: Kind
+    session_id: int | None
+    data: bytes = b""
+    result: bool | None = None  # what send()/disconnect() returned
+    thread: str = ""
+    t: float = 0.0  # seconds since the recorder was created
+    detail: str = ""  # peer address, exception, or the note's text
+    peer_port: int | None = None  # the client port, for notes made before the id is known
+
+    def describe(self) -> str:
+        """One line of timeline: `on_recv(3, 12 bytes b'hello')`."""
+        if self.kind is Kind.NOTE:
+            return self.detail
+        sid = self.session_id
+        if self.kind is Kind.CONNECT:
+            text = f"on_connect({sid}, {self.detail})"
+        elif self.kind is Kind.RECV:
+            text = f"on_recv({sid}, {_show(self.data)})"
+        elif self.kind is Kind.RELEASE:
+            text = f"on_release({sid})"
+        elif self.kind is Kind.SEND:
+            text = f"send({sid}, {_show(self.data)}) -> {self.result}"
+        else:
+            text = f"disconnect({sid}) -> {self.result}"
+        if self.kind is not Kind.SEND and self.detail.startswith("raised"):
+            text += f"  [{self.detail}]"
+        return text
+
+
+def _show(data: bytes, limit: int = 24) -> str:
+    head = data[:limit]
+    more = "..." if len(data) > limit else ""
+    return f"{len(data)} bytes {head!r}{more}"
+
+
+Hook = Callable[["Recorder", int, bytes], None]
+
+
+@dataclass
+class _Indexes:
+    """What tests wait for, kept up to date as events arrive (guarded by Recorder._cond)."""
+
+    # client port -> [(seq of on_connect, session id)]: ports are reused, so keep them all
+    by_port: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    received: dict[int, bytearray] = field(default_factory=dict)  # id -> on_recv bytes
+    released: set[int] = field(default_factory=set)
+    accepted_sends: dict[int, list[bytes]] = field(default_factory=dict)  # id -> send() == True
+
+
+class Recorder:
+    """Records everything; runs optional hooks as the application's behaviour.
+
+    Hooks are called inside the callback with the recorder, the id and the data (b"" for
+    on_connect and on_release); they may call `send()` and `disconnect()` (S13) or raise (S12).
+    An exception from a hook is recorded and re-raised to the implementation.
+    """
+
+    def __init__(
+        self,
+        on_connect: Hook | None = None,
+        on_recv: Hook | None = None,
+        on_release: Hook | None = None,
+    ) -> None:
+        self.server: SessionServer | None = None
+        self.hooks: dict[Kind, Hook | None] = {
+            Kind.CONNECT: on_connect,
+            Kind.RECV: on_recv,
+            Kind.RELEASE: on_release,
+        }
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._t0 = time.monotonic()
+        self.events: list[TraceEvent] = []
+        self.index = _Indexes()
+
+    # ---- the SessionHandler side: what the implementation calls
+
+    def on_connect(self, session_id: int, peer: tuple[str, int]) -> None:
+        self._callback(Kind.CONNECT, session_id, b"", peer)
+
+    def on_recv(self, session_id: int, data: bytes) -> None:
+        self._callback(Kind.RECV, session_id, data, None)
+
+    def on_release(self, session_id: int) -> None:
+        self._callback(Kind.RELEASE, session_id, b"", None)
+
+    def _callback(
+        self, kind: Kind, session_id: int, data: bytes, peer: tuple[str, int] | None
+    ) -> None:
+        seq, t = self._begin()
+        detail = repr(tuple(peer)) if peer is not None else ""
+        port = _port_of(peer)
+        if kind is Kind.CONNECT:
+            # Index before the hook runs: a test waiting for this peer's id must not have to
+            # wait for a hook that may itself be waiting on the test.
+            with self._cond:
+                if port is not None:
+                    self.index.by_port.setdefault(port, []).append((seq, session_id))
+                self._cond.notify_all()
+        elif kind is Kind.RECV:
+            data = bytes(data)
+        hook = self.hooks[kind]
+        try:
+            if hook is not None:
+                hook(self, session_id, data)
+        except BaseException as exc:
+            detail = f"raised {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._end(
+                seq, t, kind, session_id, data=data, detail=detail, peer_port=port,
+            )
+
+    # ---- the application side: calls into the implementation, recorded
+
+    def send(self, session_id: int, data: bytes) -> bool:
+        """server.send(), recorded with its result (S4 accounting)."""
+        assert self.server is not None, "Recorder.server is set by the harness after start()"
+        seq, t = self._begin()
+        result: bool | None = None
+        try:
+            result = self.server.send(session_id, data)
+            return result
+        finally:
+            self._end(seq, t, Kind.SEND, session_id, data=bytes(data), result=result)
+
+    def disconnect(self, session_id: int) -> bool:
+        """server.disconnect(), recorded with its result."""
+        assert self.server is not None, "Recorder.server is set by the harness after start()"
+        seq, t = self._begin()
+        result: bool | None = None
+        try:
+            result = self.server.disconnect(session_id)
+            return result
+        finally:
+            self._end(seq, t, Kind.DISCONNECT, session_id, result=result)
+
+    def note(
+        self, text: str, *, session_id: int | None = None, peer_port: int | None = None
+    ) -> int:
+        """Put what a peer or the test did into the timeline; returns its seq."""
+        seq, t = self._begin()
+        self._end(seq, t, Kind.NOTE, session_id, detail=text, peer_port=peer_port)
+        return seq
+
+    # ---- bookkeeping
+
+    def _begin(self) -> tuple[int, float]:
+        with self._cond:
+            self._seq += 1
+            return self._seq, time.monotonic() - self._t0
+
+    def _end(
+        self,
+        seq: int,
+        t: float,
+        kind: Kind,
+        session_id: int | None,
+        *,
+        data: bytes = b"",
+        result: bool | None = None,
+        detail: str = "",
+        peer_port: int | None = None,
+    ) -> None:
+        with self._cond:
+            self._seq += 1
+            event = TraceEvent(
+                seq=seq,
+                end_seq=self._seq if kind is not Kind.NOTE else seq,
+                kind=kind,
+                session_id=session_id,
+                data=data,
+                result=result,
+                thread=threading.current_thread().name,
+                t=t,
+                detail=detail,
+                peer_port=peer_port,
+            )
+            self.events.append(event)
+            ix = self.index
+            if session_id is not None:
+                if kind is Kind.RECV:
+                    ix.received.setdefault(session_id, bytearray()).extend(data)
+                elif kind is Kind.RELEASE:
+                    ix.released.add(session_id)
+                elif kind is Kind.SEND and result:
+                    ix.accepted_sends.setdefault(session_id, []).append(data)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `predicate()` holds (checked under the recorder's lock) or `timeout`
+        seconds pass; return whether it held. Woken by every new event, so no polling."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def trace(self) -> list[TraceEvent]:
+        """The events so far, in the order their calls began."""
+        with self._cond:
+            return sorted(self.events, key=lambda e: e.seq)
+
+    def session_of(self, peer_port: int, after_seq: int = 0) -> int | None:
+        """The id of the first connection from `peer_port` whose on_connect began after
+        `after_seq` (a port is reused once its previous connection is gone)."""
+        with self._cond:
+            for seq, sid in self.index.by_port.get(peer_port, ()):
+                if seq > after_seq:
+                    return sid
+            return None
+
+    def received(self, session_id: int) -> bytes:
+        with self._cond:
+            return bytes(self.index.received.get(session_id, b""))
+
+    def accepted(self, session_id: int) -> bytes:
+        """The concatenated data of every send() to `session_id` that returned True."""
+        with self._cond:
+            return b"".join(self.index.accepted_sends.get(session_id, []))
+
+    def is_released(self, session_id: int) -> bool:
+        with self._cond:
+            return session_id in self.index.released
+
+
+def _port_of(peer: tuple[str, int] | None) -> int | None:
+    if peer is None:
+        return None
+    try:
+        return int(peer[1])
+    except (IndexError, TypeError, ValueError):
+        return None

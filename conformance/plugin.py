@@ -1,0 +1,206 @@
+"""The pytest plugin: `pytest conformance --impl=NAME`.
+
+Registered under the `pytest11` entry point, so it is active wherever io-conformance is
+installed; it stays inert (no imports of implementations, no Hypothesis settings changed)
+until a test asks for its fixtures. What it adds:
+
+- options (names are constants here, for tests and docs to import);
+- the `impl` fixture: module-scoped and parametrized by `--impl`, each test id carrying the
+  name -- override it in your conftest.py to choose without the option (like anyio's
+  `anyio_backend`);
+- the `conformance` fixture: a `Harness` for the chosen implementation;
+- `@pytest.mark.clause("S4")` on every test, `--clause=S4` to run only those;
+- a report header, and an implementation x clause summary at the end (`--conformance-report`
+  writes it as JSON).
+
+Loading lives in `_loading.py`, the verdict table in `_report.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from . import _profiles
+from ._clauses import CLAUSES
+from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
+from ._report import PROPERTY, Verdicts
+
+IMPL_OPTION = "--impl"
+TIMEOUT_SCALE_OPTION = "--conformance-timeout-scale"
+CLAUSE_OPTION = "--clause"
+REPORT_OPTION = "--conformance-report"
+
+_specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "io-conformance (check an I/O-model implementation)")
+    group.addoption(
+        IMPL_OPTION, dest="conformance_impl", default=None, metavar="NAME[,NAME...]",
+        help="implementation(s) to check: a built-in (blocking, select), an entry point in "
+        "the group conformance.impls, 'package.module:factory', or 'all' (default: all "
+        "built-ins)",
+    )
+    group.addoption(
+        TIMEOUT_SCALE_OPTION, dest="conformance_timeout_scale", type=float, default=1.0,
+        metavar="FACTOR", help="multiply every deadline of the suite (e.g. 3 on a slow CI "
+        "machine or under a debugger); default 1",
+    )
+    group.addoption(
+        CLAUSE_OPTION, dest="conformance_clauses", action="append", default=[],
+        metavar="S<n>", help="run only the tests of these clauses (repeat or comma-separate)",
+    )
+    group.addoption(
+        REPORT_OPTION, dest="conformance_report", default=None, metavar="PATH",
+        help="write the implementation x clause verdicts as JSON to PATH",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
+    )
+    scale = config.getoption("conformance_timeout_scale")
+    if scale is None or scale <= 0:
+        raise pytest.UsageError(f"{TIMEOUT_SCALE_OPTION} must be a positive number, got {scale}")
+    clauses = _requested_clauses(config)
+    unknown = [c for c in clauses if c not in CLAUSES]
+    if unknown:
+        raise pytest.UsageError(
+            f"{CLAUSE_OPTION}: no clause {', '.join(unknown)}; the clauses are "
+            f"{', '.join(CLAUSES)} (see docs/contract.md)"
+        )
+    try:
+        _profiles.activate(config.getoption("hypothesis_profile", None))
+        option = config.getoption("conformance_impl")
+        specs = parse_impl_option(option)
+        if option is not None:
+            # Named explicitly: check now, so a typo is one clear paragraph, not 50 errors.
+            for spec in specs:
+                impl = resolve(spec)
+                check_interface(impl)
+                if not hasattr(config, "workerinput"):  # once, in the xdist controller
+                    smoke_start(impl, 5.0 * scale)
+    except ImplError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_specs_key] = specs
+    config.pluginmanager.register(_RunPlugin.with_impl_fixture(config, specs), "conformance-run")
+
+
+def _requested_clauses(config: pytest.Config) -> list[str]:
+    raw: list[str] = config.getoption("conformance_clauses") or []
+    return [c.strip().upper() for item in raw for c in item.split(",") if c.strip()]
+
+
+class _RunPlugin:
+    """Per-run state, registered at configure time: the `impl` fixture (its params come from
+    the command line; a conftest.py fixture named `impl` overrides it) and the verdicts."""
+
+    def __init__(self, config: pytest.Config, specs: list[str]) -> None:
+        self.config = config
+        self.verdicts = Verdicts()
+
+
+    @classmethod
+    def with_impl_fixture(cls, config: pytest.Config, specs: list[str]) -> _RunPlugin:
+        """An instance whose class carries `impl` (pytest reads fixtures off the class)."""
+
+        @pytest.fixture(scope="module", params=[pytest.param(s, id=s) for s in specs])
+        def impl(self: _RunPlugin, request: pytest.FixtureRequest) -> Any:
+            """The implementation under test: "name", "pkg.mod:factory" or (name, config)."""
+            return request.param
+
+        run: _RunPlugin = type("ConformanceRun", (cls,), {"impl": impl})(config, specs)
+        return run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == PROPERTY and isinstance(value, dict):
+                self.verdicts.add(report.nodeid, value["impl"], value["clauses"],
+                                  value["failed"], report.outcome)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.verdicts.table:
+            return
+        terminalreporter.section("conformance: implementation x clause")
+        for line in self.verdicts.render():
+            terminalreporter.write_line(line)
+        path = self.config.getoption("conformance_report")
+        if path:
+            self.verdicts.write(path)
+            terminalreporter.write_line(f"verdicts written to {path}")
+
+
+@pytest.fixture(scope="module")
+def conformance_impl(impl: Any) -> Impl:
+    """The `impl` spec, loaded."""
+    try:
+        loaded = resolve(impl)
+        check_interface(loaded)
+    except ImplError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def conformance(conformance_impl: Impl, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """A `Harness`: `with conformance.scenario(...) as sc:` runs one scenario."""
+    from ._harness import Harness, Timeouts
+
+    yield Harness(conformance_impl, Timeouts(pytestconfig.getoption("conformance_timeout_scale")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = set(_requested_clauses(config))
+    if not wanted:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        clauses = {c for m in item.iter_markers("clause") for c in m.args}
+        (keep if clauses & wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption("conformance_impl") is None:
+        return None
+    specs: list[str] = config.stash[_specs_key]
+    return (
+        f"conformance: impl={', '.join(specs)}; "
+        f"timeout scale {config.getoption('conformance_timeout_scale'):g}; "
+        f"hypothesis profile {_profiles.active()}"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report: pytest.TestReport = yield  # type: ignore[assignment]
+    harness = getattr(item, "funcargs", {}).get("conformance")
+    if harness is not None and (report.when == "call" or report.failed):
+        clauses = [c for m in item.iter_markers("clause") for c in m.args]
+        failed: list[str] = []
+        if report.failed:
+            failed = _broken_clauses(call.excinfo.value if call.excinfo else None) or clauses
+        report.user_properties.append(
+            (PROPERTY, {"impl": harness.impl.name, "clauses": clauses, "failed": failed})
+        )
+    return report  # type: ignore[return-value]
+
+
+def _broken_clauses(exc: BaseException | None) -> list[str]:
+    """The clauses a failure names: a ConformanceFailure's, or those inside a group."""
+    from ._checker import ConformanceFailure
+
+    if isinstance(exc, ConformanceFailure):
+        return exc.clauses
+    if isinstance(exc, BaseExceptionGroup):
+        return list(dict.fromkeys(c for sub in exc.exceptions for c in _broken_clauses(sub)))
+    return []

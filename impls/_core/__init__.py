@@ -1,0 +1,28 @@
+"""The I/O-free core shared by every model: containing no networking code at all.
+
+Bytes and ids go in, decisions come out. Nothing here imports socket, select, selectors,
+threading or trio (a test in tests/core/ enforces it), so every rule that the five models must
+share -- never-reused ids, partial-send accounting, the session lifecycle -- is written once and
+tested without a socket. The objects are not thread-safe: each model serialises access to them
+in the way that is natural for that model (one loop thread, or a lock).
+"""
+
+from .ids import MAX_SESSION_ID as MAX_SESSION_ID
+from .ids import IdAllocator as IdAllocator
+from .lifecycle import CloseReason as CloseReason
+from .lifecycle import Lifecycle as Lifecycle
+from .lifecycle import LifecycleError as LifecycleError
+from .lifecycle import SessionState as SessionState
+from .send_queue import SendQueue as SendQueue
+from .table import SessionTable as SessionTable
+
+__all__ = [
+    "MAX_SESSION_ID",
+    "CloseReason",
+    "IdAllocator",
+    "Lifecycle",
+    "LifecycleError",
+    "SendQueue",
+    "SessionState",
+    "SessionTable",
+]

@@ -1,0 +1,282 @@
+"""Blocking model: a thread per session, and every socket call waits until the kernel can do it.
+
+Some facts about blocking sockets
+---------------------------------
+Every socket has a kernel *send buffer* and a *receive buffer*, both FIFO byte queues.
+`send()` copies bytes into the send buffer and returns; it blocks only while that buffer is
+full -- that is, while the peer is not reading and its receive window is closed. `recv()`
+copies bytes out of the receive buffer; it blocks only while that buffer is empty, and returns
+0 bytes exactly when the peer has closed its side (FIN): the zero-byte recv. `accept()` blocks
+until a connection is waiting in the listen backlog.
+
+What this means for our code
+----------------------------
+A thread that calls a blocking function can do nothing else, so each session gets its own
+threads, and the model is simply "one straight-line program per connection":
+
+- the *reader* (session thread) runs `on_connect`, then `recv()` -> `on_recv` until recv
+  returns 0 or fails, then runs the close and `on_release`. All callbacks of one session come
+  from this one thread, so they can never overlap (S2).
+- the *writer* waits for bytes in the session's `SendQueue` and hands them to a blocking
+  `sendmsg()`. send() itself only queues and returns: a peer that stops reading blocks its own
+  writer, never the application's thread nor any other session (S6).
+- closing is the hard part: a thread blocked in `recv()` cannot be told "stop" except through
+  the socket. `shutdown(SHUT_RD)` makes its recv return 0 (disconnect, stop), and when linger
+  expires, `shutdown(SHUT_RDWR)` makes a writer blocked in send fail (S9).
+
+The cost is two threads (and two stacks) per connection: fine for dozens, not for ten
+thousand. That is why the other four models exist.
+
+Clauses this file works hardest for: S6 (a separate writer), S9 (waking blocked threads),
+S8 (a socket is shut down or closed only under the lock, so never after its fd was reused).
+
+Sources:
+- recv(2), send(2), shutdown(2), socket(7) (SO_LINGER) -- Linux man-pages.
+- W. R. Stevens, UNIX Network Programming vol. 1, ch. 4-6 (blocking I/O, shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from conformance.api import ServerConfig, SessionHandler
+from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable
+
+__all__ = ["BlockingServer", "make_server"]
+
+log = logging.getLogger(__name__)
+
+# One recv() takes at most this much: large enough that a bulk transfer costs few calls,
+# small enough that a thousand idle sessions do not pin much memory.
+RECV_SIZE = 64 * 1024
+# A burst of simultaneous connects waits in the kernel's backlog while the accept thread
+# catches up; a small backlog would turn the burst into SYN retries seconds later (S10).
+ACCEPT_BACKLOG = 1024
+# SO_LINGER on, timeout 0: close() drops unsent data and sends RST -- the abort of S9.
+ABORT_LINGER = struct.pack("ii", 1, 0)
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    id: int
+    sock: socket.socket
+    peer: tuple[str, int]
+    queue: SendQueue
+    life: Lifecycle
+    wakeup: threading.Condition  # the writer waits here for bytes or the close
+    reader: threading.Thread | None = None
+    writer: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
+
+
+class BlockingServer:
+    """Thread-per-session server on blocking sockets. See the module docstring."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        # One lock guards the table, every queue and every lifecycle. It is never held while
+        # a callback runs (S13) nor across a call that can block.
+        self._lock = threading.Lock()
+        self._table: SessionTable[Session] = SessionTable()
+        self._listener: socket.socket | None = None
+        self._handler: SessionHandler | None = None
+        self._acceptor: threading.Thread | None = None
+        self._readers: set[threading.Thread] = set()
+        self._stopping = False
+
+    def start(
+        self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
+    ) -> tuple[str, int]:
+        self._handler = handler
+        self._listener = socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, name="blocking-accept", daemon=True
+        )
+        self._acceptor.start()
+        bound: tuple[str, int] = self._listener.getsockname()[:2]
+        return bound
+
+    def send(self, session_id: int, data: bytes) -> bool:
+        with self._lock:
+            s = self._table.get(session_id)
+            if s is None or not s.life.accepts_calls or not s.queue.offer(data):
+                return False  # S8: unknown/closing id; S7: over the limit
+            s.wakeup.notify()
+            return True
+
+    def disconnect(self, session_id: int) -> bool:
+        with self._lock:
+            s = self._table.get(session_id)
+            if s is None or not s.life.close(CloseReason.DISCONNECT):
+                return False
+            self._begin_close(s)
+            return True
+
+    def stop(self) -> None:
+        if threading.current_thread() in self._readers:
+            raise RuntimeError("stop() was called from inside a callback; call it from the owner")
+        with self._lock:
+            if self._stopping:
+                first = False
+            else:
+                first = self._stopping = True
+        if first and self._listener is not None:
+            # shutdown() wakes the accept() blocked in the acceptor; close() alone would not.
+            _quietly(self._listener.shutdown, socket.SHUT_RDWR)
+        if self._acceptor is not None:
+            self._acceptor.join()
+        with self._lock:
+            for s in self._table:
+                if s.life.close(CloseReason.STOP):
+                    self._begin_close(s)
+            readers = list(self._readers)
+        for t in readers:
+            t.join()  # each reader releases its session, bounded by linger
+        if self._listener is not None:
+            self._listener.close()
+
+    # ---- accept
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                conn, addr = self._listener.accept()
+            except OSError as exc:
+                if self._stopping:
+                    return
+                log.warning("accept() failed: %s", exc)  # e.g. EMFILE; keep serving
+                continue
+            with self._lock:
+                if self._stopping:
+                    conn.close()
+                    continue
+                s = self._table.add(partial(self._new_session, conn=conn, addr=addr))
+                s.reader = threading.Thread(
+                    target=self._serve, args=(s,), name=f"blocking-reader-{s.id}", daemon=True
+                )
+                s.writer = threading.Thread(
+                    target=self._write, args=(s,), name=f"blocking-writer-{s.id}", daemon=True
+                )
+                self._readers.add(s.reader)
+            s.writer.start()
+            s.reader.start()
+
+    def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
+        return Session(
+            id=sid,
+            sock=conn,
+            peer=(addr[0], addr[1]),
+            queue=SendQueue(self._config.send_queue_limit),
+            life=Lifecycle(),
+            wakeup=threading.Condition(self._lock),
+        )
+
+    # ---- readable: the session thread, the one place callbacks are called
+
+    def _serve(self, s: Session) -> None:
+        handler = self._handler
+        assert handler is not None
+        reason = CloseReason.PEER_EOF
+        if self._call(handler.on_connect, s.id, s.peer):
+            with self._lock:
+                s.life.connected()
+            buf = bytearray(RECV_SIZE)
+            view = memoryview(buf)
+            while True:
+                try:
+                    n = s.sock.recv_into(buf)  # blocks until data, FIN or error
+                except OSError:
+                    reason = CloseReason.RESET
+                    break
+                if n == 0:  # S5: the zero-byte recv -- the peer closed (or we shut down RD)
+                    break
+                if not self._call(handler.on_recv, s.id, bytes(view[:n])):
+                    reason = CloseReason.HANDLER_ERROR
+                    break
+        else:
+            reason = CloseReason.HANDLER_ERROR
+        self._close(s, reason)
+        self._call(handler.on_release, s.id)
+        with self._lock:
+            self._readers.discard(threading.current_thread())
+
+    def _call(self, callback: Callable[..., None], *args: object) -> bool:
+        """Run one handler callback; an exception ends this session only (S12)."""
+        try:
+            callback(*args)
+            return True
+        except Exception:
+            log.exception("%s%r raised; closing that session", callback.__name__, args[:1])
+            return False
+
+    # ---- writable: the writer thread
+
+    def _write(self, s: Session) -> None:
+        while True:
+            with self._lock:
+                while not s.queue and not s.life.closing:
+                    s.wakeup.wait()
+                if not s.queue:
+                    break  # closing and everything flushed
+                buffers = s.queue.buffers()
+            try:
+                n = s.sock.sendmsg(buffers)  # blocks while the peer's window is closed (S6)
+            except OSError:
+                with self._lock:
+                    if s.life.close(CloseReason.RESET):
+                        self._begin_close(s)
+                return
+            with self._lock:
+                s.queue.written(n)  # S4: a short write leaves the rest queued, first in line
+        # Everything accepted is in the kernel: send the FIN after it (S5, S9).
+        _quietly(s.sock.shutdown, socket.SHUT_WR)
+
+    # ---- release
+
+    def _begin_close(self, s: Session) -> None:
+        """The session is CLOSING (caller holds the lock): wake the writer to flush and the
+        reader out of recv(), so the reader can run `_close`."""
+        s.wakeup.notify()
+        if s.life.reason is not CloseReason.PEER_EOF:
+            # Makes the reader's blocked recv() return 0. Under the lock, so the fd cannot have
+            # been closed and handed to another connection in between (S8).
+            _quietly(s.sock.shutdown, socket.SHUT_RD)
+
+    def _close(self, s: Session, reason: CloseReason) -> None:
+        """Flush within linger (or abort), close the socket, forget the id. Reader thread."""
+        assert s.writer is not None
+        with self._lock:
+            s.life.close(reason)  # ignored if something else closed it first
+            s.wakeup.notify()
+            graceful = s.life.reason is not None and s.life.reason.flushes
+        s.writer.join(self._config.linger if graceful else 0)
+        if s.writer.is_alive():
+            # Linger expired (or a reset): abort. shutdown makes the writer's blocked send fail.
+            with self._lock:
+                _quietly(s.sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, ABORT_LINGER)
+                _quietly(s.sock.shutdown, socket.SHUT_RDWR)
+            s.writer.join()
+        with self._lock:
+            self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
+            s.sock.close()
+            s.life.release()
+
+
+def _quietly(fn: Callable[..., object], *args: object) -> None:
+    """Best effort: the connection may already be gone, which is what we wanted anyway."""
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
+make_server = BlockingServer

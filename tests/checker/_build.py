@@ -1,0 +1,93 @@
+"""A small builder for synthetic traces, numbering events the way the Recorder does.
+
+Each call begins at the next sequence number and (except notes) ends at the one after, so
+events built one after another never overlap. `at()` builds an event with explicit
+[seq, end_seq] for the overlap cases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance._checker import Violation
+from conformance._trace import Kind, TraceEvent
+
+
+class TraceBuilder:
+    def __init__(self, thread: str = "worker-1") -> None:
+        self.seq = 0
+        self.thread = thread
+        self.events: list[TraceEvent] = []
+
+    def add(
+        self,
+        kind: Kind,
+        session_id: Any,
+        *,
+        data: bytes = b"",
+        result: bool | None = None,
+        detail: str = "",
+        peer_port: int | None = None,
+        thread: str | None = None,
+    ) -> TraceEvent:
+        self.seq += 1
+        seq = self.seq
+        if kind is not Kind.NOTE:
+            self.seq += 1
+        event = TraceEvent(
+            seq=seq,
+            end_seq=self.seq,
+            kind=kind,
+            session_id=session_id,
+            data=data,
+            result=result,
+            thread=thread if thread is not None else self.thread,
+            t=seq / 1000,
+            detail=detail,
+            peer_port=peer_port,
+        )
+        self.events.append(event)
+        return event
+
+    def connect(self, session_id: Any, port: int | None = None) -> TraceEvent:
+        port = port if port is not None else 40000 + (session_id if type(session_id) is int else 0)
+        return self.add(Kind.CONNECT, session_id, detail=repr(("127.0.0.1", port)), peer_port=port)
+
+    def recv(self, session_id: Any, data: bytes) -> TraceEvent:
+        return self.add(Kind.RECV, session_id, data=data)
+
+    def release(self, session_id: Any) -> TraceEvent:
+        return self.add(Kind.RELEASE, session_id)
+
+    def send(self, session_id: Any, data: bytes, result: bool | None = True) -> TraceEvent:
+        return self.add(Kind.SEND, session_id, data=data, result=result, thread="test")
+
+    def disconnect(self, session_id: Any, result: bool | None = True) -> TraceEvent:
+        return self.add(Kind.DISCONNECT, session_id, result=result, thread="test")
+
+    def note(
+        self, text: str, *, session_id: int | None = None, peer_port: int | None = None
+    ) -> TraceEvent:
+        return self.add(Kind.NOTE, session_id, detail=text, peer_port=peer_port, thread="")
+
+    def session(self, session_id: int, *chunks: bytes, release: bool = True) -> None:
+        """A whole well-behaved session: on_connect, on_recv per chunk, on_release."""
+        self.connect(session_id)
+        for chunk in chunks:
+            self.recv(session_id, chunk)
+        if release:
+            self.release(session_id)
+
+
+def at(
+    seq: int, end_seq: int, kind: Kind, session_id: Any, data: bytes = b"", thread: str = "t"
+) -> TraceEvent:
+    """One event with an explicit [seq, end_seq] interval."""
+    return TraceEvent(
+        seq=seq, end_seq=end_seq, kind=kind, session_id=session_id, data=data, thread=thread
+    )
+
+
+def clauses(violations: list[Violation]) -> list[str]:
+    """The clause ids of `violations`, in order."""
+    return [v.clause for v in violations]
