@@ -31,6 +31,7 @@ from ._calls import bounded_call, stack_of
 from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
 from ._loading import Impl
 from ._peers import Deadline, Peer, drive
+from ._strategies import KERNEL_BUFFERED, make_payload
 from ._trace import Hook, Recorder
 from .api import ServerConfig, SessionServer
 
@@ -200,6 +201,32 @@ class Scenario:
                   expected=f"on_release({sid}){' ' + why if why else ''}",
                   actual=f"session {sid} was not released",
                   timeout=timeout, session_ids=[sid])
+
+    def fill_queue(self, sid: int, chunk: int = 64 << 10) -> int:
+        """send() `chunk`-byte blocks to a session whose peer is not reading until one returns
+        False; returns the bytes accepted.
+
+        Fails S6 if a send() blocks, S7 if far more than the queue limit plus what the kernel
+        can buffer was accepted without a False.
+        """
+        ceiling = self.config.send_queue_limit + 8 * KERNEL_BUFFERED
+        accepted = 0
+        while accepted <= ceiling:
+            block = make_payload(chunk, accepted)
+            outcome, stuck = bounded_call(lambda b=block: self.rec.send(sid, b), self.timeouts.io)
+            if stuck is not None:
+                raise self.fail("S6", f"send({sid}, {chunk} bytes) to return at once while its "
+                                "peer is not reading", f"it blocked for {self.timeouts.io:g} s",
+                                [sid])
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if not outcome:
+                return accepted
+            accepted += chunk
+        raise self.fail("S7", f"send() to return False before {ceiling} bytes were queued to a "
+                        f"peer that reads nothing (send_queue_limit="
+                        f"{self.config.send_queue_limit})", f"{accepted} bytes were accepted",
+                        [sid])
 
     def settle(self, peer: Peer, *, inbound_complete: bool = False,
                outbound_complete: bool = False) -> None:

@@ -1,0 +1,68 @@
+"""S9: disconnect() flushes what was accepted, then closes; a peer that never reads is aborted
+once linger expires; on_release follows exactly once either way.
+
+The classic bugs: closing the socket at once and dropping the queued reply ("the goodbye
+message never arrives"), or waiting forever for a peer that will never read.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance._profiles import suite_settings
+from conformance._strategies import KERNEL_BUFFERED, payloads
+
+
+@pytest.mark.clause("S9")
+@suite_settings()
+@given(queued=st.lists(payloads(max_size=256 << 10), max_size=4))
+def test_s09_disconnect_flushes_then_closes(conformance, queued):
+    """send() x N, disconnect(): True once, then False; send() -> False; the reading peer gets
+    every accepted byte, then EOF; on_release once (S9)."""
+    with conformance.scenario(send_queue_limit=sum(map(len, queued)) + 1) as sc:
+        peer = sc.connect()
+        sid = sc.session(peer)
+        for data in queued:
+            if not sc.rec.send(sid, data):
+                raise sc.fail("S7", f"send({sid}, {len(data)} bytes) -> True under the limit",
+                              "it returned False", [sid])
+        if not sc.rec.disconnect(sid):
+            raise sc.fail("S9", f"disconnect({sid}) -> True for a live session",
+                          "it returned False", [sid])
+        if sc.rec.disconnect(sid):
+            raise sc.fail("S9", f"a second disconnect({sid}) -> False", "it returned True", [sid])
+        if sc.rec.send(sid, b"too-late"):
+            raise sc.fail("S9", f"send({sid}) -> False after disconnect({sid})",
+                          "it returned True", [sid])
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S9",
+                 expected=f"the peer of {sid} to read the flushed bytes, then EOF",
+                 session_ids=[sid])
+        sc.released(sid, clause="S9", why="after disconnect() and the flush")
+        sc.settle(peer, outbound_complete=peer.eof == "EOF")
+        if peer.eof != "EOF":
+            raise sc.fail("S9", "a graceful close (FIN) for a peer that reads and sends nothing",
+                          f"the peer saw {peer.eof}", [sid])
+
+
+@pytest.mark.clause("S9")
+@suite_settings(weight=0.25)
+@given(linger=st.sampled_from([0.2, 0.5]))
+def test_s09_disconnect_aborts_after_linger(conformance, linger):
+    """A peer that never reads: after disconnect() the session is released within linger
+    (plus slack), not held forever (S9)."""
+    with conformance.scenario(linger=linger, send_queue_limit=2 * KERNEL_BUFFERED) as sc:
+        peer = sc.connect(rcvbuf=4096)
+        sid = sc.session(peer)
+        peer.pause_reading()
+        sc.rec.send(sid, b"\0" * (2 * KERNEL_BUFFERED))
+        if not sc.rec.disconnect(sid):
+            raise sc.fail("S9", f"disconnect({sid}) -> True", "it returned False", [sid])
+        sc.released(sid, clause="S9", timeout=linger + sc.timeouts.io,
+                    why=f"once linger ({linger} s) expired with the peer not reading")
+        peer.resume_reading()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S9",
+                 expected="the aborted connection to end (EOF or reset) for the peer",
+                 session_ids=[sid])
+        sc.settle(peer)

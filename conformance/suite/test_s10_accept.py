@@ -1,0 +1,39 @@
+"""S10: a burst of simultaneous connects is accepted in full, even while other sessions are
+busy or stalled.
+
+The classic bugs: accept() called once per readiness event (edge-triggered: the rest of the
+burst waits forever), or an accept loop that is starved by a session that is never drained.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance._apps import echo
+from conformance._profiles import suite_settings
+from conformance._strategies import KERNEL_BUFFERED
+
+
+@pytest.mark.clause("S10")
+@suite_settings(weight=0.5)
+@given(burst=st.integers(1, 300), stalled=st.booleans())
+def test_s10_burst_accepted_while_others_are_stalled(conformance, burst, stalled):
+    """Connect `burst` peers at once (the kernel queues them in the backlog), with one session
+    stalled on a full queue: every one gets on_connect and can echo (S10)."""
+    with conformance.scenario(on_recv=echo, send_queue_limit=KERNEL_BUFFERED) as sc:
+        if stalled:
+            slow = sc.connect(rcvbuf=4096)
+            slow_id = sc.session(slow)
+            slow.pause_reading()
+            sc.fill_queue(slow_id)
+        peers = [sc.connect() for _ in range(burst)]
+        ids = [sc.session(p) for p in peers]
+        for p, sid in zip(peers, ids, strict=True):
+            p.queue(b"ping:%d" % sid)
+        sc.drive(peers, until=lambda: all(p.received == p.sent for p in peers) and
+                 all(p.outbox_bytes == 0 for p in peers), clause="S10",
+                 expected=f"all {burst} newly accepted sessions to echo")
+        for p in peers:
+            sc.settle(p)

@@ -1,0 +1,96 @@
+"""S12: a peer reset, or a callback that raises, ends at most that one session.
+
+The classic bugs: an ECONNRESET from one socket propagating out of the event loop (every
+session dies), and an application exception killing the I/O thread.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance._apps import echo
+from conformance._profiles import suite_settings
+
+BOOM = b"BOOM"
+
+
+class Boom(Exception):
+    """What the application raises on purpose."""
+
+
+@pytest.mark.clause("S12")
+@suite_settings()
+@given(where=st.sampled_from(["on_connect", "on_recv", "on_release"]),
+       bystanders=st.integers(1, 4))
+def test_s12_raising_callback_ends_at_most_its_session(conformance, where, bystanders):
+    """One session's callback raises: the others keep echoing, the server keeps accepting, and
+    on_release is still called for the raising session (S12, S2)."""
+    victim: list[int] = []
+
+    def on_connect(rec, sid, _):
+        if where == "on_connect" and not victim:
+            victim.append(sid)
+            raise Boom(f"on_connect({sid}) raised on purpose")
+
+    def on_recv(rec, sid, data):
+        if where == "on_recv" and BOOM in data:
+            victim.append(sid)
+            raise Boom(f"on_recv({sid}) raised on purpose")
+        echo(rec, sid, data)
+
+    def on_release(rec, sid, _):
+        if where == "on_release" and not victim:
+            victim.append(sid)
+            raise Boom(f"on_release({sid}) raised on purpose")
+
+    with conformance.scenario(on_connect=on_connect, on_recv=on_recv,
+                              on_release=on_release) as sc:
+        bad = sc.connect()
+        bad_id = sc.session(bad)
+        if where == "on_recv":
+            bad.queue(BOOM)
+        elif where == "on_release":
+            bad.shut_write()
+        sc.drive([bad], until=lambda: bad.outbox_bytes == 0, clause="S12",
+                 expected="the raising session's peer to send")
+        others = [sc.connect() for _ in range(bystanders)]
+        for p in others:
+            sc.session(p)
+            p.queue(b"still-serving")
+        sc.drive(others, until=lambda: all(p.received == p.sent for p in others), clause="S12",
+                 expected="every other session to keep echoing after one callback raised")
+        if where != "on_release":
+            bad.shut_write()
+        sc.released(bad_id, clause="S12",
+                    why=f"owed to the session whose {where} raised")
+        for p in others:
+            sc.settle(p)
+
+
+@pytest.mark.clause("S12")
+@suite_settings()
+@given(resets=st.integers(1, 4), bystanders=st.integers(1, 3),
+       with_data=st.booleans())
+def test_s12_reset_releases_only_its_session(conformance, resets, bystanders, with_data):
+    """Peers reset (RST), maybe with data in flight: each of their sessions is released, the
+    others keep echoing (S12)."""
+    with conformance.scenario(on_recv=echo) as sc:
+        doomed = [sc.connect() for _ in range(resets)]
+        doomed_ids = [sc.session(p) for p in doomed]
+        others = [sc.connect() for _ in range(bystanders)]
+        for p in others:
+            sc.session(p)
+        for p, sid in zip(doomed, doomed_ids, strict=True):
+            if with_data:
+                sc.rec.send(sid, b"\0" * (64 << 10))
+            p.reset()
+        for sid in doomed_ids:
+            sc.released(sid, clause="S12", why="after its peer reset the connection")
+        for p in others:
+            p.queue(b"still-serving")
+        sc.drive(others, until=lambda: all(p.received == p.sent for p in others), clause="S12",
+                 expected="the other sessions to keep echoing after the resets")
+        for p in others:
+            sc.settle(p)
