@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -213,7 +214,7 @@ class Scenario:
         accepted = 0
         while accepted <= ceiling:
             block = make_payload(chunk, accepted)
-            outcome, stuck = bounded_call(lambda b=block: self.rec.send(sid, b), self.timeouts.io)
+            outcome, stuck = bounded_call(partial(self.rec.send, sid, block), self.timeouts.io)
             if stuck is not None:
                 raise self.fail("S6", f"send({sid}, {chunk} bytes) to return at once while its "
                                 "peer is not reading", f"it blocked for {self.timeouts.io:g} s",
