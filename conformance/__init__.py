@@ -15,24 +15,56 @@ General layout:
 Everything not re-exported here is private and may change.
 """
 
-from ._checker import ConformanceFailure as ConformanceFailure
-from ._checker import Stream as Stream
-from ._checker import Violation as Violation
-from ._checker import check_trace as check_trace
-from ._clauses import CLAUSES as CLAUSES
-from ._harness import Harness as Harness
-from ._harness import Scenario as Scenario
-from ._harness import Timeouts as Timeouts
-from ._loading import Impl as Impl
-from ._loading import ImplError as ImplError
-from ._loading import resolve as resolve
-from ._peers import Peer as Peer
-from ._trace import Recorder as Recorder
-from ._trace import TraceEvent as TraceEvent
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .api import ServerConfig as ServerConfig
 from .api import ServerFactory as ServerFactory
 from .api import SessionHandler as SessionHandler
 from .api import SessionServer as SessionServer
+
+if TYPE_CHECKING:
+    from ._checker import ConformanceFailure as ConformanceFailure
+    from ._checker import Stream as Stream
+    from ._checker import Violation as Violation
+    from ._checker import check_trace as check_trace
+    from ._clauses import CLAUSES as CLAUSES
+    from ._harness import Harness as Harness
+    from ._harness import Scenario as Scenario
+    from ._harness import Timeouts as Timeouts
+    from ._loading import Impl as Impl
+    from ._loading import ImplError as ImplError
+    from ._loading import resolve as resolve
+    from ._peers import Peer as Peer
+    from ._trace import Recorder as Recorder
+    from ._trace import TraceEvent as TraceEvent
+
+# The plugin imports this package in every pytest run of the environment, so the heavier
+# modules (Hypothesis, the harness) load on first use rather than at import (PEP 562).
+_LAZY = {
+    "ConformanceFailure": "_checker",
+    "Stream": "_checker",
+    "Violation": "_checker",
+    "check_trace": "_checker",
+    "CLAUSES": "_clauses",
+    "Harness": "_harness",
+    "Scenario": "_harness",
+    "Timeouts": "_harness",
+    "Impl": "_loading",
+    "ImplError": "_loading",
+    "resolve": "_loading",
+    "Peer": "_peers",
+    "Recorder": "_trace",
+    "TraceEvent": "_trace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conformance' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "CLAUSES",

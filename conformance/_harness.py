@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,13 +31,13 @@ from typing import Any
 
 from ._calls import bounded_call, stack_of
 from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
-from ._loading import Impl
+from ._loading import Impl, bound_address
 from ._peers import Deadline, Peer, drive
 from ._strategies import KERNEL_BUFFERED, make_payload
 from ._trace import Hook, Recorder
 from .api import ServerConfig, SessionServer
 
-__all__ = ["Harness", "Scenario", "ScenarioHang", "Timeouts"]
+__all__ = ["Harness", "Scenario", "ScenarioHang", "ServerWedged", "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,15 @@ class Timeouts:
 
     @property
     def io(self) -> float:
-        """Any exchange of data on loopback; megabytes take milliseconds."""
-        return self._s(10.0)
+        """Any exchange of data on loopback: megabytes take milliseconds, so this is a
+        hundredfold margin. It is also how long a failing example waits for bytes that were
+        lost, and Hypothesis replays failing examples while it shrinks them."""
+        return self._s(5.0)
+
+    @property
+    def call(self) -> float:
+        """send() and disconnect() must return at once (S6, S13): microseconds, normally."""
+        return self._s(2.0)
 
     @property
     def scenario(self) -> float:
@@ -78,6 +86,22 @@ class ScenarioHang(BaseException):
 
     A BaseException so that Hypothesis does not try to shrink a hang by re-running it.
     """
+
+
+class ServerWedged(BaseException):
+    """A scenario failed and then stop() did not return either: the server is stuck (a
+    deadlock, most likely), so re-running examples to shrink the failure would only pile up
+    stuck threads. A BaseException, so Hypothesis reports at once instead of shrinking.
+
+    `failure` is the scenario's own failure; its clauses are the verdict.
+    """
+
+    def __init__(self, failure: BaseException, stop_stack: str) -> None:
+        self.failure = failure
+        super().__init__(
+            f"{failure}\n\nAnd then stop() did not return either (the server is wedged; "
+            f"no further examples were run). stop() was at:\n{stop_stack}"
+        )
 
 
 class Harness:
@@ -99,11 +123,13 @@ class Harness:
         """A started server with a recording handler; stopped and checked on exit."""
         sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config))
         with _watchdog(self.timeouts.scenario, sc.rec):
-            sc._start()
             try:
+                sc._start()
                 yield sc
-            except BaseException:
-                sc._cleanup()
+            except BaseException as failure:
+                stuck = sc._cleanup()
+                if stuck is not None and not isinstance(failure, ScenarioHang | ServerWedged):
+                    raise ServerWedged(failure, stack_of(stuck)) from failure
                 raise
             sc._finish()
 
@@ -124,19 +150,16 @@ class Scenario:
         self.stopped = False
 
     def _start(self) -> None:
+        name = self.harness.impl.name
         outcome, thread = bounded_call(lambda: self.server.start(self.rec, "127.0.0.1", 0),
-                                   self.timeouts.start)
+                                       self.timeouts.start)
         if thread is not None:
-            raise RuntimeError(
-                f"{self.harness.impl.name}: start() did not return within "
-                f"{self.timeouts.start:g} s; it was at:\n{stack_of(thread)}"
-            )
+            raise RuntimeError(f"{name}: start() did not return within "
+                               f"{self.timeouts.start:g} s; it was at:\n{stack_of(thread)}")
         if isinstance(outcome, BaseException):
-            raise RuntimeError(
-                f"{self.harness.impl.name}: start() raised {type(outcome).__name__}: {outcome}"
-            ) from outcome
-        host, port = outcome  # type: ignore[misc]  # start() returns (host, port)
-        self.address = (str(host), int(port))  # type: ignore[has-type]
+            raise RuntimeError(f"{name}: start() raised {type(outcome).__name__}: {outcome}"
+                               ) from outcome
+        self.address = bound_address(name, outcome)
 
     # ---- peers
 
@@ -168,16 +191,36 @@ class Scenario:
 
     def drive(
         self, peers: Iterable[Peer], until: Callable[[], bool], *, clause: str, expected: str,
-        timeout: float | None = None, session_ids: Iterable[int] = (),
+        timeout: float | None = None, stall: float | None = None,
+        session_ids: Iterable[int] = (),
     ) -> None:
-        """Move the peers' bytes until `until()` holds; fail naming `expected` if it never does."""
+        """Move the peers' bytes until `until()` holds; fail naming `expected` if it never does.
+
+        With `stall`, fail as soon as nothing at all happened -- no byte moved, no callback
+        -- for that many seconds. A flush to a peer that reads makes steady progress, so a
+        long pause means it will never finish; failing then, rather than at the deadline,
+        matters because Hypothesis replays a failing example several times to shrink it.
+        """
         peers = list(peers)
-        deadline = Deadline(self.timeouts.io if timeout is None else timeout)
-        if not drive(peers, until, deadline):
-            # Nothing left to send or read, or out of time: either way, wait out the deadline
-            # for conditions that depend on the server.
-            self.wait(until, clause=clause, expected=expected, timeout=deadline.remaining(),
-                      actual=lambda: "; ".join(repr(p) for p in peers), session_ids=session_ids)
+        limit = self.timeouts.io if timeout is None else timeout
+        deadline = Deadline(limit)
+        watch = _ProgressWatch(peers, self.rec, stall)
+
+        def done() -> bool:
+            return until() or watch.stalled()
+
+        if not drive(peers, done, deadline):
+            # No peer has I/O left to do: what remains depends on the server alone.
+            while not done() and not deadline.expired:
+                self.rec.wait_for(done, min(deadline.remaining(), stall or limit))
+        if until():
+            return
+        why = f"nothing happened for {stall:g} s; " if watch.stalled() else ""
+        raise ConformanceFailure(
+            clause, f"{expected} (within {limit:.3g} s)",
+            why + "; ".join(repr(p) for p in peers),
+            render_timeline(self.rec.trace(), list(session_ids) or None),
+        )
 
     def wait(
         self, predicate: Callable[[], bool], *, clause: str, expected: str,
@@ -214,10 +257,10 @@ class Scenario:
         accepted = 0
         while accepted <= ceiling:
             block = make_payload(chunk, accepted)
-            outcome, stuck = bounded_call(partial(self.rec.send, sid, block), self.timeouts.io)
+            outcome, stuck = bounded_call(partial(self.rec.send, sid, block), self.timeouts.call)
             if stuck is not None:
                 raise self.fail("S6", f"send({sid}, {chunk} bytes) to return at once while its "
-                                "peer is not reading", f"it blocked for {self.timeouts.io:g} s",
+                                "peer is not reading", f"it blocked for {self.timeouts.call:g} s",
                                 [sid])
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -282,16 +325,38 @@ class Scenario:
             self._close_peers()
         self.check(final=True)
 
-    def _cleanup(self) -> None:
-        """After a failure: stop and close quietly; the original failure is what matters."""
+    def _cleanup(self) -> threading.Thread | None:
+        """After a failure: stop and close quietly; returns stop()'s thread if it hung."""
+        stuck = None
         if not self.stopped:
             self.stopped = True
-            bounded_call(self.server.stop, self.timeouts.stop(self.config))
+            _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
         self._close_peers()
+        return stuck
 
     def _close_peers(self) -> None:
         for p in self.peers:
             p.close(quiet=True)
+
+
+class _ProgressWatch:
+    """Tells when neither the peers nor the server have done anything for `stall` seconds."""
+
+    def __init__(self, peers: list[Peer], rec: Recorder, stall: float | None) -> None:
+        self.peers, self.rec, self.stall = peers, rec, stall
+        self.last = self._count()
+        self.since = time.monotonic()
+
+    def _count(self) -> int:
+        return len(self.rec.events) + sum(len(p.sent) + len(p.received) for p in self.peers)
+
+    def stalled(self) -> bool:
+        if self.stall is None:
+            return False
+        now, count = time.monotonic(), self._count()
+        if count != self.last:
+            self.last, self.since = count, now
+        return now - self.since >= self.stall
 
 
 # ---- the watchdog

@@ -177,6 +177,19 @@ def check_interface(impl: Impl) -> None:
         )
 
 
+def bound_address(name: str, returned: object) -> tuple[str, int]:
+    """What start() returned, checked: the (host, port) it bound."""
+    try:
+        host, port = cast(tuple[object, object], returned)
+        return str(host), int(cast(int, port))
+    except (TypeError, ValueError):
+        raise ImplError(
+            f"--impl={name}: start() returned {returned!r}; it must return the (host, port) "
+            "it actually bound, e.g. `return self._listener.getsockname()[:2]` (the suite "
+            "starts servers on port 0 and connects to the port you return)."
+        ) from None
+
+
 def smoke_start(impl: Impl, timeout: float) -> None:
     """Start and stop one server with a do-nothing handler, each within `timeout` seconds."""
 
@@ -188,6 +201,8 @@ def smoke_start(impl: Impl, timeout: float) -> None:
     server = impl.build(impl.config())
     for what, call in (("start()", lambda: server.start(Idle())), ("stop()", server.stop)):
         outcome, stuck = bounded_call(call, timeout)
+        if what == "start()" and stuck is None and not isinstance(outcome, BaseException):
+            bound_address(impl.name, outcome)
         if stuck is not None:
             raise ImplError(
                 f"--impl={impl.name}: {what} did not return within {timeout:g} s. It must "

@@ -8,7 +8,8 @@ environment, so it must not change Hypothesis' global default).
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis.errors import InvalidArgument
 
 __all__ = ["PROFILES", "activate", "suite_settings"]
 
@@ -23,6 +24,9 @@ _COMMON = {
     "suppress_health_check": [HealthCheck.too_slow],
     # A failure prints the blob that replays it: @reproduce_failure(...).
     "print_blob": True,
+    # No "explain" phase: it re-runs the failing example hundreds of times to say which
+    # inputs did not matter, which costs a minute when each run opens hundreds of sockets.
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 }
 
 PROFILES: dict[str, settings] = {
@@ -53,6 +57,14 @@ def activate(name: str | None) -> str:
 
 def active() -> str:
     return _active
+
+
+def is_registered(name: str) -> bool:
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def suite_settings(weight: float = 1.0) -> settings:

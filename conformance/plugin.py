@@ -18,12 +18,12 @@ Loading lives in `_loading.py`, the verdict table in `_report.py`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from . import _profiles
 from ._clauses import CLAUSES
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
 from ._report import PROPERTY, Verdicts
@@ -59,13 +59,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
     )
     scale = config.getoption("conformance_timeout_scale")
-    if scale is None or scale <= 0:
-        raise pytest.UsageError(f"{TIMEOUT_SCALE_OPTION} must be a positive number, got {scale}")
+    if scale is None or not math.isfinite(scale) or scale <= 0:
+        raise pytest.UsageError(
+            f"{TIMEOUT_SCALE_OPTION}={scale}: it must be a finite number above 0, e.g. 3 to "
+            "give every deadline three times as long on a slow machine"
+        )
     clauses = _requested_clauses(config)
     unknown = [c for c in clauses if c not in CLAUSES]
     if unknown:
@@ -73,8 +77,18 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{CLAUSE_OPTION}: no clause {', '.join(unknown)}; the clauses are "
             f"{', '.join(CLAUSES)} (see docs/contract.md)"
         )
+    profile = config.getoption("hypothesis_profile", None)
+    if profile is not None:
+        from . import _profiles  # registers the suite's profiles before Hypothesis loads one
+
+        if not _profiles.is_registered(profile):
+            raise pytest.UsageError(
+                f"--hypothesis-profile={profile}: no such profile. The suite's profiles are "
+                f"{', '.join(_profiles.PROFILES)}; Hypothesis has 'default' and 'ci'; or "
+                "register your own with settings.register_profile in your conftest.py."
+            )
+        _profiles.activate(profile)
     try:
-        _profiles.activate(config.getoption("hypothesis_profile", None))
         option = config.getoption("conformance_impl")
         specs = parse_impl_option(option)
         if option is not None:
@@ -174,7 +188,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return (
         f"conformance: impl={', '.join(specs)}; "
         f"timeout scale {config.getoption('conformance_timeout_scale'):g}; "
-        f"hypothesis profile {_profiles.active()}"
+        f"hypothesis profile {config.getoption('hypothesis_profile', None) or 'conformance'}"
     )
 
 
@@ -186,6 +200,8 @@ def pytest_runtest_makereport(
     harness = getattr(item, "funcargs", {}).get("conformance")
     if harness is not None and (report.when == "call" or report.failed):
         clauses = [c for m in item.iter_markers("clause") for c in m.args]
+        if report.skipped:
+            clauses = []  # a skip or an xfail says nothing about a clause
         failed: list[str] = []
         if report.failed:
             failed = _broken_clauses(call.excinfo.value if call.excinfo else None) or clauses
@@ -198,9 +214,12 @@ def pytest_runtest_makereport(
 def _broken_clauses(exc: BaseException | None) -> list[str]:
     """The clauses a failure names: a ConformanceFailure's, or those inside a group."""
     from ._checker import ConformanceFailure
+    from ._harness import ServerWedged
 
     if isinstance(exc, ConformanceFailure):
         return exc.clauses
+    if isinstance(exc, ServerWedged):
+        return _broken_clauses(exc.failure)
     if isinstance(exc, BaseExceptionGroup):
         return list(dict.fromkeys(c for sub in exc.exceptions for c in _broken_clauses(sub)))
     return []

@@ -95,7 +95,9 @@ class SelectServer:
         self._listener: socket.socket | None = None
         self._handler: SessionHandler | None = None
         self._loop_thread: threading.Thread | None = None
-        self._waker_r, self._waker_w = socket.socketpair()
+        # The self-pipe, made in start(): a factory builds a server without doing I/O.
+        self._waker_r: socket.socket
+        self._waker_w: socket.socket
         self._asleep = False  # the loop is (about to be) blocked in select()
         self._stopping = False
 
@@ -104,6 +106,7 @@ class SelectServer:
     ) -> tuple[str, int]:
         self._handler = handler
         self._listener = socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
+        self._waker_r, self._waker_w = socket.socketpair()
         for sock in (self._listener, self._waker_r, self._waker_w):
             sock.setblocking(False)
         self._loop_thread = threading.Thread(target=self._loop, name="select-loop", daemon=True)
@@ -131,11 +134,12 @@ class SelectServer:
     def stop(self) -> None:
         if threading.current_thread() is self._loop_thread:
             raise RuntimeError("stop() was called from inside a callback; call it from the owner")
+        if self._loop_thread is None:
+            return  # never started
         with self._lock:
             self._stopping = True
             self._wake()
-        if self._loop_thread is not None:
-            self._loop_thread.join()  # the loop releases every session before it exits
+        self._loop_thread.join()  # the loop releases every session before it exits
         for sock in (self._waker_r, self._waker_w):
             sock.close()
 

@@ -39,7 +39,7 @@ def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, re
         peer.shut_write()
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
                  expected=f"the peer of {sid} to read every accepted byte, then EOF",
-                 session_ids=[sid])
+                 stall=sc.timeouts.call, session_ids=[sid])
         sc.released(sid, clause="S5", why="after the peer's FIN, once the flush was done")
         sc.settle(peer, inbound_complete=True, outbound_complete=True)
 

@@ -38,8 +38,13 @@ def test_s09_disconnect_flushes_then_closes(conformance, queued):
                           "it returned True", [sid])
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S9",
                  expected=f"the peer of {sid} to read the flushed bytes, then EOF",
-                 session_ids=[sid])
+                 stall=sc.timeouts.call, session_ids=[sid])
         sc.released(sid, clause="S9", why="after disconnect() and the flush")
+        accepted = sc.rec.accepted(sid)
+        if bytes(peer.received) != accepted:
+            raise sc.fail("S9", f"the {len(accepted)} bytes accepted before disconnect() to be "
+                          "flushed before the close", f"the peer got {len(peer.received)} bytes, "
+                          f"then {peer.eof}", [sid])
         sc.settle(peer, outbound_complete=peer.eof == "EOF")
         if peer.eof != "EOF":
             raise sc.fail("S9", "a graceful close (FIN) for a peer that reads and sends nothing",

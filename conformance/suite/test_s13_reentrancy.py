@@ -84,7 +84,7 @@ def test_s13_calls_from_foreign_threads_while_callbacks_run(conformance, threads
             except BaseException as exc:
                 errors.append(exc)
 
-        workers = [threading.Thread(target=hammer, name=f"app-thread-{i}")
+        workers = [threading.Thread(target=hammer, name=f"app-thread-{i}", daemon=True)
                    for i in range(threads)]
         for w in workers:
             w.start()
@@ -94,7 +94,8 @@ def test_s13_calls_from_foreign_threads_while_callbacks_run(conformance, threads
                  session_ids=[sid])
         if errors:
             raise errors[0]
-        done = threading.Thread(target=sc.server.disconnect, args=(sid,), name="app-closer")
+        done = threading.Thread(target=sc.server.disconnect, args=(sid,), name="app-closer",
+                                daemon=True)
         done.start()
         sc.drive([peer], until=lambda: peer.eof is not None and not done.is_alive(),
                  clause="S13", expected="disconnect() from an application thread to close",
