@@ -48,7 +48,7 @@ def test_s12_raising_callback_ends_at_most_its_session(conformance, where, bysta
     with conformance.scenario(on_connect=on_connect, on_recv=on_recv,
                               on_release=on_release) as sc:
         bad = sc.connect()
-        bad_id = sc.session(bad)
+        bad_id = sc.session(bad, clause="S12")
         if where == "on_recv":
             bad.queue(BOOM)
         elif where == "on_release":
@@ -57,7 +57,7 @@ def test_s12_raising_callback_ends_at_most_its_session(conformance, where, bysta
                  expected="the raising session's peer to send")
         others = [sc.connect() for _ in range(bystanders)]
         for p in others:
-            sc.session(p)
+            sc.session(p, clause="S12")
             p.queue(b"still-serving")
         sc.drive(others, until=lambda: all(p.received == p.sent for p in others), clause="S12",
                  expected="every other session to keep echoing after one callback raised")
@@ -78,10 +78,10 @@ def test_s12_reset_releases_only_its_session(conformance, resets, bystanders, wi
     others keep echoing (S12)."""
     with conformance.scenario(on_recv=echo) as sc:
         doomed = [sc.connect() for _ in range(resets)]
-        doomed_ids = [sc.session(p) for p in doomed]
+        doomed_ids = [sc.session(p, clause="S12") for p in doomed]
         others = [sc.connect() for _ in range(bystanders)]
         for p in others:
-            sc.session(p)
+            sc.session(p, clause="S12")
         for p, sid in zip(doomed, doomed_ids, strict=True):
             if with_data:
                 sc.rec.send(sid, b"\0" * (64 << 10))
