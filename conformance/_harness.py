@@ -121,6 +121,7 @@ class Harness:
         **config: Any,
     ) -> Iterator[Scenario]:
         """A started server with a recording handler; stopped and checked on exit."""
+        __tracebackhide__ = True
         sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config))
         with _watchdog(self.timeouts.scenario, sc.rec):
             try:
@@ -150,6 +151,7 @@ class Scenario:
         self.stopped = False
 
     def _start(self) -> None:
+        __tracebackhide__ = True  # failures point at the test, not here
         name = self.harness.impl.name
         outcome, thread = bounded_call(lambda: self.server.start(self.rec, "127.0.0.1", 0),
                                        self.timeouts.start)
@@ -172,6 +174,7 @@ class Scenario:
 
     def session(self, peer: Peer, *, clause: str = "S10") -> int:
         """The id the server gave `peer`'s connection: waits for its on_connect."""
+        __tracebackhide__ = True
         if peer.session_id is not None:
             return peer.session_id
 
@@ -201,6 +204,7 @@ class Scenario:
         long pause means it will never finish; failing then, rather than at the deadline,
         matters because Hypothesis replays a failing example several times to shrink it.
         """
+        __tracebackhide__ = True
         peers = list(peers)
         limit = self.timeouts.io if timeout is None else timeout
         deadline = Deadline(limit)
@@ -228,6 +232,7 @@ class Scenario:
         session_ids: Iterable[int] = (),
     ) -> None:
         """Wait for `predicate` (re-checked on every recorded event); fail on the deadline."""
+        __tracebackhide__ = True
         limit = self.timeouts.io if timeout is None else timeout
         if self.rec.wait_for(predicate, limit):
             return
@@ -241,6 +246,7 @@ class Scenario:
     def released(self, sid: int, *, clause: str, timeout: float | None = None,
                  why: str = "") -> None:
         """Wait for on_release(sid)."""
+        __tracebackhide__ = True
         self.wait(lambda: self.rec.is_released(sid), clause=clause,
                   expected=f"on_release({sid}){' ' + why if why else ''}",
                   actual=f"session {sid} was not released",
@@ -253,6 +259,7 @@ class Scenario:
         Fails S6 if a send() blocks, S7 if far more than the queue limit plus what the kernel
         can buffer was accepted without a False.
         """
+        __tracebackhide__ = True
         ceiling = self.config.send_queue_limit + 8 * KERNEL_BUFFERED
         accepted = 0
         while accepted <= ceiling:
@@ -289,6 +296,7 @@ class Scenario:
 
     def check(self, *, final: bool = False) -> None:
         """Judge S1-S4 on the trace so far (and S2 completeness if `final`)."""
+        __tracebackhide__ = True
         trace = self.rec.trace()
         violations = check_trace(trace, self.streams, final=final)
         if violations:
@@ -296,6 +304,7 @@ class Scenario:
 
     def stop(self) -> None:
         """stop() within its deadline; then every connected session must be released (S11)."""
+        __tracebackhide__ = True
         if self.stopped:
             return
         self.stopped = True
@@ -319,6 +328,7 @@ class Scenario:
             )
 
     def _finish(self) -> None:
+        __tracebackhide__ = True
         try:
             self.stop()
         finally:

@@ -40,7 +40,7 @@ def test_s03_s04_echo_whole_and_in_order(conformance, data, chunks, rcvbuf):
 
 @pytest.mark.clause("S3", "S4")
 @suite_settings(weight=0.5)
-@given(big=st.integers(KERNEL_BUFFERED + 1, 2 * KERNEL_BUFFERED),
+@given(big=st.integers(2 * KERNEL_BUFFERED + 1, 3 * KERNEL_BUFFERED),
        sizes=st.lists(st.integers(1, 1 << 20), max_size=3), seed=st.integers(0, 2**32))
 def test_s04_partial_sends_lose_nothing(conformance, big, sizes, seed):
     """Megabytes to a peer with a 4 KiB receive buffer: the kernel takes each write in pieces,
