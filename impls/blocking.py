@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable
+from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._sockets import abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
 
@@ -55,11 +55,6 @@ log = logging.getLogger(__name__)
 # One recv() takes at most this much: large enough that a bulk transfer costs few calls,
 # small enough that a thousand idle sessions do not pin much memory.
 RECV_SIZE = 64 * 1024
-# A burst of simultaneous connects waits in the kernel's backlog while the accept thread
-# catches up; a small backlog would turn the burst into SYN retries seconds later (S10).
-ACCEPT_BACKLOG = 1024
-# SO_LINGER on, timeout 0: close() drops unsent data and sends RST -- the abort of S9.
-ABORT_LINGER = struct.pack("ii", 1, 0)
 
 
 @dataclass(slots=True, eq=False)
@@ -96,7 +91,7 @@ class BlockingServer:
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._listener = socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
+        self._listener = listen(host, port)
         self._acceptor = threading.Thread(
             target=self._accept_loop, name="blocking-accept", daemon=True
         )
@@ -130,7 +125,7 @@ class BlockingServer:
                 first = self._stopping = True
         if first and self._listener is not None:
             # shutdown() wakes the accept() blocked in the acceptor; close() alone would not.
-            _quietly(self._listener.shutdown, socket.SHUT_RDWR)
+            quietly(self._listener.shutdown, socket.SHUT_RDWR)
         if self._acceptor is not None:
             self._acceptor.join()
         with self._lock:
@@ -210,13 +205,9 @@ class BlockingServer:
             self._readers.discard(threading.current_thread())
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
-        """Run one handler callback; an exception ends this session only (S12)."""
-        try:
-            callback(*args)
-            return True
-        except Exception:
-            log.exception("%s%r raised; closing that session", callback.__name__, args[:1])
-            return False
+        """Every callback goes through here, on the session's reader thread (S2); an
+        exception ends this session only (S12)."""
+        return run_callback(callback, *args)
 
     # ---- writable: the writer thread
 
@@ -238,7 +229,7 @@ class BlockingServer:
             with self._lock:
                 s.queue.written(n)  # S4: a short write leaves the rest queued, first in line
         # Everything accepted is in the kernel: send the FIN after it (S5, S9).
-        _quietly(s.sock.shutdown, socket.SHUT_WR)
+        quietly(s.sock.shutdown, socket.SHUT_WR)
 
     # ---- release
 
@@ -249,7 +240,7 @@ class BlockingServer:
         if s.life.reason is not CloseReason.PEER_EOF:
             # Makes the reader's blocked recv() return 0. Under the lock, so the fd cannot have
             # been closed and handed to another connection in between (S8).
-            _quietly(s.sock.shutdown, socket.SHUT_RD)
+            quietly(s.sock.shutdown, socket.SHUT_RD)
 
     def _close(self, s: Session, reason: CloseReason) -> None:
         """Flush within linger (or abort), close the socket, forget the id. Reader thread."""
@@ -262,21 +253,13 @@ class BlockingServer:
         if s.writer.is_alive():
             # Linger expired (or a reset): abort. shutdown makes the writer's blocked send fail.
             with self._lock:
-                _quietly(s.sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, ABORT_LINGER)
-                _quietly(s.sock.shutdown, socket.SHUT_RDWR)
+                abort_on_close(s.sock)
+                quietly(s.sock.shutdown, socket.SHUT_RDWR)
             s.writer.join()
         with self._lock:
             self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
             s.sock.close()
             s.life.release()
-
-
-def _quietly(fn: Callable[..., object], *args: object) -> None:
-    """Best effort: the connection may already be gone, which is what we wanted anyway."""
-    try:
-        fn(*args)
-    except OSError:
-        pass
 
 
 make_server = BlockingServer

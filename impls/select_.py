@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +48,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable
+from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._sockets import abort_on_close, listen, quietly
 
 __all__ = ["SelectServer", "make_server"]
 
@@ -59,13 +59,9 @@ log = logging.getLogger(__name__)
 FD_SETSIZE = 1024
 # One recv() takes at most this much; the loop reuses one buffer for every session.
 RECV_SIZE = 64 * 1024
-# See blocking.py: a burst of connects waits in the backlog, not in SYN retries (S10).
-ACCEPT_BACKLOG = 1024
 # At most this many accept() calls per readable event, so a connect storm cannot starve
 # the sessions that are already open (S10: "keeps accepting while others are busy").
 ACCEPTS_PER_EVENT = 64
-# SO_LINGER on, timeout 0: close() sends RST and drops unsent data -- the abort of S9.
-ABORT_LINGER = struct.pack("ii", 1, 0)
 
 
 @dataclass(slots=True, eq=False)
@@ -105,7 +101,7 @@ class SelectServer:
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._listener = socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
+        self._listener = listen(host, port)
         self._waker_r, self._waker_w = socket.socketpair()
         for sock in (self._listener, self._waker_r, self._waker_w):
             sock.setblocking(False)
@@ -175,7 +171,7 @@ class SelectServer:
                 if sock is listener:
                     self._on_acceptable(listener)
                 elif sock is self._waker_r:
-                    _quietly(self._waker_r.recv, 4096)
+                    quietly(self._waker_r.recv, 4096)
                 elif (s := self._by_sock.get(sock)) is not None:
                     self._on_readable(s, buf)
             for sock in writable:
@@ -245,12 +241,7 @@ class SelectServer:
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """The only place callbacks are called, always on the loop thread and without the
         lock (S2, S13). An exception ends that session only (S12)."""
-        try:
-            callback(*args)
-            return True
-        except Exception:
-            log.exception("%s%r raised; closing that session", callback.__name__, args[:1])
-            return False
+        return run_callback(callback, *args)
 
     # ---- writable
 
@@ -288,9 +279,9 @@ class SelectServer:
                 if s.queue and not abort:
                     continue  # still flushing (S5, S9)
                 if abort:
-                    _quietly(s.sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, ABORT_LINGER)
+                    abort_on_close(s.sock)
                 else:
-                    _quietly(s.sock.shutdown, socket.SHUT_WR)  # FIN after the flushed bytes
+                    quietly(s.sock.shutdown, socket.SHUT_WR)  # FIN after the flushed bytes
                 del self._by_sock[s.sock]
                 self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
                 s.sock.close()
@@ -314,14 +305,6 @@ class SelectServer:
                 if (ready := self._by_sock.get(sock)) is not None:
                     self._on_writable(ready)
             self._finish_closing()
-
-
-def _quietly(fn: Callable[..., object], *args: object) -> None:
-    """Best effort: the connection may already be gone, which is what we wanted anyway."""
-    try:
-        fn(*args)
-    except OSError:
-        pass
 
 
 make_server = SelectServer

@@ -7,6 +7,7 @@ tested without a socket. The objects are not thread-safe: each model serialises 
 in the way that is natural for that model (one loop thread, or a lock).
 """
 
+from .callbacks import run_callback as run_callback
 from .ids import MAX_SESSION_ID as MAX_SESSION_ID
 from .ids import IdAllocator as IdAllocator
 from .lifecycle import CloseReason as CloseReason
@@ -25,4 +26,5 @@ __all__ = [
     "SendQueue",
     "SessionState",
     "SessionTable",
+    "run_callback",
 ]

@@ -1,0 +1,38 @@
+"""Socket helpers every readiness and blocking model needs, written once.
+
+Only what is the same in every model lives here; anything that makes a model that model
+(how it waits, who writes, who closes) stays in the model's own module.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
+
+__all__ = ["ACCEPT_BACKLOG", "abort_on_close", "listen", "quietly"]
+
+# A burst of simultaneous connects waits in the kernel's backlog while the server catches
+# up; a small backlog would turn the burst into SYN retries seconds later (S10). The kernel
+# caps it at net.core.somaxconn (4096 on current Linux).
+ACCEPT_BACKLOG = 1024
+# SO_LINGER on with a zero timeout: close() drops unsent data and sends RST -- an abort (S9).
+_ABORT = struct.pack("ii", 1, 0)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (SO_REUSEADDR, as create_server sets it on POSIX)."""
+    return socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
+
+
+def abort_on_close(sock: socket.socket) -> None:
+    """Make the next close() an abort: RST instead of FIN, queued bytes dropped."""
+    quietly(sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
+
+
+def quietly(fn: Callable[..., object], *args: object) -> None:
+    """Best effort: the connection may already be gone, which is what we wanted anyway."""
+    try:
+        fn(*args)
+    except OSError:
+        pass
