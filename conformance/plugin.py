@@ -19,6 +19,7 @@ Loading lives in `_loading.py`, the verdict table in `_report.py`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,8 +150,14 @@ class _RunPlugin:
 
 
 @pytest.fixture(scope="module")
-def conformance_impl(impl: Any) -> Impl:
+def conformance_impl(impl: Any, pytestconfig: pytest.Config) -> Impl:
     """The `impl` spec, loaded."""
+    option = pytestconfig.getoption("conformance_impl")
+    if option is not None and impl not in pytestconfig.stash[_specs_key]:
+        warnings.warn(pytest.PytestWarning(
+            f"{IMPL_OPTION}={option} is ignored here: a conftest.py overrides the `impl` "
+            f"fixture, which chose {impl!r}. Remove one of the two."
+        ), stacklevel=1)
     try:
         loaded = resolve(impl)
         check_interface(loaded)

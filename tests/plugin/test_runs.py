@@ -66,6 +66,25 @@ def test_override_reaches_the_scenario(conformance):
     assert summary_row(result, "select(linger=0.5)")["S5"] == "ok"
 
 
+def test_conftest_override_and_option_together_warn(pytester: pytest.Pytester) -> None:
+    """A conftest.py `impl` wins over --impl; the run says so instead of silently testing
+    something else than the command line named."""
+    pytester.makeconftest(
+        """
+        import pytest
+
+
+        @pytest.fixture(scope="module")
+        def impl():
+            return "select"
+        """
+    )
+    pytester.makepyfile(test_s5=S5_TEST)
+    result = run(pytester, "--impl=blocking")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*--impl=blocking is ignored here*conftest.py overrides*"])
+
+
 def test_broken_implementation_gets_a_conformance_verdict(pytester: pytest.Pytester) -> None:
     """send() returns True and sends nothing: the failure names S4 with expected, actual and
     the timeline, and the table and the JSON charge it to S4."""
