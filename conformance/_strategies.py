@@ -18,8 +18,21 @@ __all__ = ["chunkings", "make_payload", "payloads", "tagged"]
 KERNEL_BUFFERED = 4 << 20
 
 
+class Payload(bytes):
+    """Bytes that print as the call that makes them: a falsifying example shows
+    `make_payload(65537, 0)`, not 180 kB of escapes."""
+
+    size: int
+    seed: int
+
+    def __repr__(self) -> str:
+        return f"make_payload({self.size}, {self.seed})"
+
+
 def make_payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
+    payload = Payload(random.Random(seed).randbytes(size))
+    payload.size, payload.seed = size, seed
+    return payload
 
 
 def payloads(min_size: int = 1, max_size: int = 64 << 10) -> st.SearchStrategy[bytes]:

@@ -7,5 +7,6 @@ Each module ends with `make_server = <Server class>`: a `conformance.api.ServerF
 BUILTINS: dict[str, str] = {
     "blocking": "impls.blocking:make_server",
     "select": "impls.select_:make_server",
+    "epoll": "impls.epoll_et:make_server",
 }
 """--impl name -> "module:factory". Models join here once they pass the whole suite."""
