@@ -41,8 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "io-conformance (check an I/O-model implementation)")
     group.addoption(
         IMPL_OPTION, dest="conformance_impl", default=None, metavar="NAME[,NAME...]",
-        help="implementation(s) to check: a built-in (blocking, select, epoll), an entry point in "
-        "the group conformance.impls, 'package.module:factory', or 'all' (default: all "
+        help="implementation(s) to check: a built-in (blocking, select, epoll, iocp), an entry "
+        "point in the group conformance.impls, 'package.module:factory', or 'all' (default: all "
         "built-ins)",
     )
     group.addoption(

@@ -8,5 +8,6 @@ BUILTINS: dict[str, str] = {
     "blocking": "impls.blocking:make_server",
     "select": "impls.select_:make_server",
     "epoll": "impls.epoll_et:make_server",
+    "iocp": "impls.iocp:make_server",
 }
 """--impl name -> "module:factory". Models join here once they pass the whole suite."""

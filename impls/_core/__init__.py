@@ -11,9 +11,12 @@ from .callbacks import run_callback as run_callback
 from .ids import MAX_SESSION_ID as MAX_SESSION_ID
 from .ids import IdAllocator as IdAllocator
 from .lifecycle import CloseReason as CloseReason
+from .lifecycle import IoCount as IoCount
 from .lifecycle import Lifecycle as Lifecycle
 from .lifecycle import LifecycleError as LifecycleError
 from .lifecycle import SessionState as SessionState
+from .lifecycle import ready_to_release as ready_to_release
+from .ring import RingBuffer as RingBuffer
 from .send_queue import SendQueue as SendQueue
 from .table import SessionTable as SessionTable
 
@@ -21,10 +24,13 @@ __all__ = [
     "MAX_SESSION_ID",
     "CloseReason",
     "IdAllocator",
+    "IoCount",
     "Lifecycle",
     "LifecycleError",
+    "RingBuffer",
     "SendQueue",
     "SessionState",
     "SessionTable",
+    "ready_to_release",
     "run_callback",
 ]

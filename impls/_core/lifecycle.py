@@ -31,9 +31,11 @@ __all__ = [
     "TRANSITIONS",
     "CloseReason",
     "Event",
+    "IoCount",
     "Lifecycle",
     "LifecycleError",
     "SessionState",
+    "ready_to_release",
 ]
 
 
@@ -84,6 +86,43 @@ IGNORED: frozenset[tuple[SessionState, Event]] = frozenset(
 
 # Whether the application may still call send() and disconnect() in each state (S8, S9).
 _ACCEPTS_CALLS = {SessionState.CONNECTING, SessionState.OPEN}
+
+
+class IoCount:
+    """The IOCount of the notes: overlapped operations issued and not yet completed.
+
+    The release rule of a completion model: a session is released when it is CLOSING *and*
+    its count is zero -- never earlier (a late completion would touch freed memory, or the
+    next session that reuses it) and never twice (exactly one caller sees both hold, under
+    the session's lock, and fires RELEASE).
+    """
+
+    __slots__ = ("outstanding",)
+
+    def __init__(self) -> None:
+        self.outstanding = 0
+
+    def started(self) -> None:
+        """An operation was issued (RecvPost, SendPost, AcceptEx)."""
+        self.outstanding += 1
+
+    def finished(self) -> None:
+        """Its completion was dequeued and handled."""
+        if self.outstanding == 0:
+            raise LifecycleError("IOCount would go below zero: a completion handled twice")
+        self.outstanding -= 1
+
+    @property
+    def idle(self) -> bool:
+        return self.outstanding == 0
+
+    def __repr__(self) -> str:
+        return f"<IoCount {self.outstanding}>"
+
+
+def ready_to_release(life: Lifecycle, io: IoCount) -> bool:
+    """The completion model's release rule: CLOSING and nothing outstanding."""
+    return life.closing and io.idle
 
 
 class LifecycleError(RuntimeError):
