@@ -41,9 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "io-conformance (check an I/O-model implementation)")
     group.addoption(
         IMPL_OPTION, dest="conformance_impl", default=None, metavar="NAME[,NAME...]",
-        help="implementation(s) to check: a built-in (blocking, select, epoll, iocp), an entry "
-        "point in the group conformance.impls, 'package.module:factory', or 'all' (default: all "
-        "built-ins)",
+        help="implementation(s) to check: a built-in (blocking, select, epoll, iocp, trio), "
+        "an entry point in the group conformance.impls, 'package.module:factory', or 'all' "
+        "(default: all built-ins)",
     )
     group.addoption(
         TIMEOUT_SCALE_OPTION, dest="conformance_timeout_scale", type=float, default=1.0,

@@ -9,5 +9,6 @@ BUILTINS: dict[str, str] = {
     "select": "impls.select_:make_server",
     "epoll": "impls.epoll_et:make_server",
     "iocp": "impls.iocp:make_server",
+    "trio": "impls.trio_:make_server",
 }
 """--impl name -> "module:factory". Models join here once they pass the whole suite."""

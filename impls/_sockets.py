@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 __all__ = ["ACCEPT_BACKLOG", "abort_on_close", "listen", "quietly"]
 
@@ -25,7 +26,11 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), backlog=ACCEPT_BACKLOG)
 
 
-def abort_on_close(sock: socket.socket) -> None:
+class _Socket(Protocol):
+    def setsockopt(self, level: int, option: int, value: bytes, /) -> None: ...
+
+
+def abort_on_close(sock: _Socket) -> None:
     """Make the next close() an abort: RST instead of FIN, queued bytes dropped."""
     quietly(sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
 

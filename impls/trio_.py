@@ -1,0 +1,272 @@
+"""Trio model: structured concurrency -- a task per session, in a nursery, on one thread.
+
+Some facts about Trio
+---------------------
+Trio runs coroutines ("tasks") on one thread. A task that would block -- `receive_some()` on
+an empty socket, `send_all()` into a full one -- is suspended, and Trio's own I/O loop (epoll
+on Linux, IOCP on Windows) resumes it when the socket is ready. So the code *reads* like the
+blocking model (a straight line per connection) but *runs* like the select model (one thread,
+non-blocking sockets, a readiness loop), without either's bookkeeping:
+
+- `await stream.send_all(data)` does the partial-send loop (S4) and the would-block wait (S6).
+- `await stream.receive_some()` returns b"" if, and only if, the peer sent EOF (S5).
+- Every task lives in a *nursery*; a nursery does not exit until its tasks have, and
+  cancelling a scope cancels everything inside it. There are no stray tasks to leak (S11)
+  and no callback can outlive its session: the session's task *is* its lifetime (S2).
+- Cancellation is how you stop a blocked call: no shutdown() tricks, no self-pipe, no
+  CancelIoEx -- `cancel_scope.cancel()`, and timeouts are `move_on_after(linger)` (S9).
+
+What this means for our code
+----------------------------
+`trio.run` runs in a thread the server owns. The main task accepts; each connection gets a
+task (`_serve`) with two children: the reader (receive_some -> on_recv) and the writer
+(waits for the session's SendQueue, send_all). send() and disconnect() come from any thread:
+they update the queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`,
+which never blocks the caller -- also when the caller is a callback on the Trio thread (S13).
+stop() cancels the accept loop and closes every session; trio.run returns when the nursery
+is empty, which is exactly "every session released" (S11).
+
+Clauses this file works hardest for: S13 (crossing from other threads into Trio without
+blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
+
+Sources:
+- Trio docs: "Task spawning and cancellation", "Threads (if you must)" (TrioToken,
+  run_sync_soon), `trio.abc.ReceiveStream.receive_some`, `SocketStream.send_eof`.
+- N. J. Smith, "Notes on structured concurrency, or: Go statement considered harmful".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from conformance.api import ServerConfig, SessionHandler
+from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._sockets import ACCEPT_BACKLOG, abort_on_close
+
+__all__ = ["TrioServer", "make_server"]
+
+# receive_some(RECV_SIZE): at most this much per call.
+RECV_SIZE = 64 * 1024
+_STREAM_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+@dataclass(eq=False)
+class Session:
+    id: int
+    stream: trio.SocketStream
+    peer: tuple[str, int]
+    queue: SendQueue
+    life: Lifecycle = field(default_factory=Lifecycle)
+    wakeup: trio.Event = field(default_factory=trio.Event)  # the writer waits here
+    read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    writer_done: trio.Event = field(default_factory=trio.Event)
+    fin_sent: bool = False  # everything accepted was sent, then EOF
+
+    def __repr__(self) -> str:
+        return f"<Session id={self.id} {self.life} {self.queue}>"
+
+
+class TrioServer:
+    """A Trio task per session. See the module docstring."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        # Guards the table, the queues and the lifecycles against calls from other threads;
+        # never held across an `await` or while a callback runs.
+        self._lock = threading.Lock()
+        self._table: SessionTable[Session] = SessionTable()
+        self._handler: SessionHandler | None = None
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._accept_scope = trio.CancelScope()
+        self._started = threading.Event()
+        self._bound: tuple[str, int] | BaseException = ("", 0)
+        self._stopping = False
+
+    def start(
+        self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
+    ) -> tuple[str, int]:
+        self._handler = handler
+        self._thread = threading.Thread(target=self._run, args=(host, port),
+                                        name="trio-run", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if isinstance(self._bound, BaseException):
+            raise self._bound
+        return self._bound
+
+    def send(self, session_id: int, data: bytes) -> bool:
+        with self._lock:
+            s = self._table.get(session_id)
+            if s is None or not s.life.accepts_calls or not s.queue.offer(data):
+                return False  # S8: unknown/closing id; S7: over the limit
+        self._poke(s)
+        return True
+
+    def disconnect(self, session_id: int) -> bool:
+        with self._lock:
+            s = self._table.get(session_id)
+            if s is None or not s.life.close(CloseReason.DISCONNECT):
+                return False
+        self._poke(s)
+        return True
+
+    def stop(self) -> None:
+        if self._thread is None or threading.current_thread() is self._thread:
+            if self._thread is not None:
+                raise RuntimeError("stop() was called from inside a callback; "
+                                   "call it from the owner")
+            return
+        with self._lock:
+            first, self._stopping = not self._stopping, True
+        if first and self._token is not None:
+            try:
+                self._token.run_sync_soon(self._accept_scope.cancel)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join()  # trio.run returns when every session task has ended
+
+    def _poke(self, s: Session) -> None:
+        """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(self._wake, s)
+        except trio.RunFinishedError:
+            pass  # the server is gone; so is the session
+
+    def _wake(self, s: Session) -> None:
+        """On the Trio thread: wake the writer, and stop the reader if the session closes."""
+        s.wakeup.set()
+        if s.life.closing:
+            s.read_scope.cancel()
+
+    # ---- the Trio thread
+
+    def _run(self, host: str, port: int) -> None:
+        try:
+            trio.run(self._main, host, port)
+        except BaseException as exc:
+            if not self._started.is_set():
+                self._bound = exc
+                self._started.set()
+            raise
+
+    async def _main(self, host: str, port: int) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        listeners = await trio.open_tcp_listeners(port, host=host, backlog=ACCEPT_BACKLOG)
+        listener = listeners[0]
+        self._bound = listener.socket.getsockname()[:2]
+        self._started.set()
+        async with trio.open_nursery() as sessions:
+            with self._accept_scope:  # stop() cancels this
+                while True:
+                    stream = await listener.accept()
+                    sessions.start_soon(self._serve, stream)
+            await listener.aclose()
+            with self._lock:
+                for s in self._table:
+                    s.life.close(CloseReason.STOP)
+                    self._wake(s)
+        # The nursery has waited for every session task: everything is released (S11).
+
+    # ---- one session: accept, read and write, release
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        assert self._handler is not None
+        host, port = stream.socket.getpeername()[:2]
+        with self._lock:
+            s = self._table.add(lambda sid: Session(
+                sid, stream, (host, port), SendQueue(self._config.send_queue_limit)))
+            if self._stopping:  # started after stop() looked at the table
+                s.life.close(CloseReason.STOP)
+        if not self._call(self._handler.on_connect, s.id, s.peer):
+            self._close(s, CloseReason.HANDLER_ERROR)
+        with self._lock:
+            s.life.connected()
+        async with trio.open_nursery() as tasks:
+            tasks.start_soon(self._write, s)
+            self._close(s, await self._read(s))
+            if s.life.reason is not None and s.life.reason.flushes:
+                # The writer flushes what was accepted; linger bounds how long (S9).
+                with trio.move_on_after(self._config.linger):
+                    await s.writer_done.wait()
+            tasks.cancel_scope.cancel()
+        await self._release(s)
+
+    async def _read(self, s: Session) -> CloseReason:
+        """receive_some -> on_recv until EOF, a failure, or the session closes."""
+        assert self._handler is not None
+        with s.read_scope:
+            while not s.life.closing:
+                try:
+                    data = await s.stream.receive_some(RECV_SIZE)
+                except _STREAM_GONE:
+                    return CloseReason.RESET
+                if not data:  # S5: b"" if, and only if, the peer sent EOF
+                    return CloseReason.PEER_EOF
+                if not self._call(self._handler.on_recv, s.id, data):
+                    return CloseReason.HANDLER_ERROR
+        return CloseReason.DISCONNECT  # closed by someone else; that reason was kept
+
+    async def _write(self, s: Session) -> None:
+        """Wait for queued bytes, send_all them (partial sends are Trio's job), then FIN."""
+        try:
+            await self._flush(s)
+        finally:
+            s.writer_done.set()
+
+    async def _flush(self, s: Session) -> None:
+        while True:
+            with self._lock:
+                data = b"".join(s.queue.buffers()) if s.queue else b""
+                if not data and s.life.closing:
+                    break
+                if not data:
+                    s.wakeup = trio.Event()
+            if not data:
+                await s.wakeup.wait()
+                continue
+            try:
+                await s.stream.send_all(data)  # suspends while the peer is not reading (S6)
+            except _STREAM_GONE:
+                self._close(s, CloseReason.RESET)
+                return
+            with self._lock:
+                s.queue.written(len(data))
+        if s.life.reason is not None and s.life.reason.flushes:
+            try:
+                await s.stream.send_eof()  # FIN after every accepted byte (S5, S9)
+            except _STREAM_GONE:
+                return
+            s.fin_sent = True
+
+    def _call(self, callback: Callable[..., None], *args: object) -> bool:
+        """Every callback runs here, on the Trio thread, one session task at a time (S2);
+        an exception ends that session only (S12)."""
+        return run_callback(callback, *args)
+
+    # ---- release
+
+    def _close(self, s: Session, reason: CloseReason) -> None:
+        with self._lock:
+            s.life.close(reason)  # the first reason wins
+        self._wake(s)
+
+    async def _release(self, s: Session) -> None:
+        assert self._handler is not None
+        if not s.fin_sent:
+            abort_on_close(s.stream.socket)  # linger expired or reset: RST (S9)
+        with trio.CancelScope(shield=True):
+            await s.stream.aclose()
+        with self._lock:
+            s.life.release()  # from here on, send(id) and disconnect(id) return False (S8)
+        self._call(self._handler.on_release, s.id)
+        with self._lock:
+            self._table.remove(s.id)
+
+
+make_server = TrioServer
