@@ -94,8 +94,9 @@ class Session:
 
 @dataclass(eq=False)
 class Loop:
-    """One thread, one epoll. Everything here except `inbox`, `flush_soon` and `asleep` is
-    touched by its own thread only; those three are guarded by the server's lock."""
+    """One thread, one epoll. Everything here except `inbox`, `flush_soon`, `closing` and
+    `asleep` is touched by its own thread only; those four are guarded by the server's lock
+    (disconnect() and send() reach them from other threads)."""
 
     index: int
     epoll: select.epoll = field(default_factory=select.epoll)
@@ -190,7 +191,7 @@ class EpollServer:
                 if stopping and not loop.sessions:
                     break
                 busy = loop.more_to_read or loop.flush_soon or loop.inbox or (
-                    loop.index == 0 and self._accept_pending)
+                    loop.index == 0 and self._accept_pending and not stopping)
                 timeout = 0.0 if busy else self._next_deadline(loop)
                 loop.asleep = not busy
             events = loop.epoll.poll(timeout, MAX_EVENTS)
@@ -248,6 +249,9 @@ class EpollServer:
                 continue  # ECONNABORTED and friends: that one connection is gone
             loop = self._loops[next(self._next_loop)]
             with self._lock:
+                if self._stopping:  # that loop may have exited already
+                    conn.close()
+                    return
                 loop.inbox.append((conn, (addr[0], addr[1])))
                 loop.wake()
 

@@ -9,13 +9,15 @@ on_release; stop() must have released the ones still open.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import tagged
+from conformance._strategies import make_payload, tagged
 
 ENDINGS = ["fin", "reset", "disconnect", "stop"]
 
@@ -51,3 +53,27 @@ def test_s02_callbacks_in_order_whatever_the_ending(conformance, lives):
             sc.released(sid, clause="S2", why="after its connection ended")
         for p in peers:
             sc.settle(p, inbound_complete=True)  # each waited for above
+
+
+@pytest.mark.clause("S2")
+@suite_settings(weight=0.5)
+@given(size=st.integers(256 << 10, 1 << 20), slow=st.sampled_from([0.001, 0.003]),
+       seed=st.integers(0, 2**16))
+def test_s02_slow_application_callbacks_never_overlap(conformance, size, slow, seed):
+    """An application that takes milliseconds per on_recv, while the peer keeps data coming:
+    the next receive may complete meanwhile, but its on_recv must wait for this one (S2) --
+    with a pool of workers, that is the implementation's job, not the kernel's."""
+
+    def slow_echo(rec, sid, data):
+        time.sleep(slow)  # the application is slow on purpose (a database call, say)
+        echo(rec, sid, data)
+
+    with conformance.scenario(on_recv=slow_echo, send_queue_limit=2 * size) as sc:
+        peer = sc.connect()
+        sid = sc.session(peer)
+        peer.queue(make_payload(size, seed), [4096])
+        sc.drive([peer], until=lambda: len(peer.received) >= size, clause="S2",
+                 expected=f"the echo of {size} bytes through a slow application",
+                 session_ids=[sid])
+        sc.check()  # S2's overlap check, before anything else happens
+        sc.settle(peer, inbound_complete=True)
