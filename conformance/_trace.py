@@ -41,7 +41,8 @@ class TraceEvent:
     result: bool | None = None  # what send()/disconnect() returned
     thread: str = ""
     t: float = 0.0  # seconds since the recorder was created
-    detail: str = ""  # peer address, exception, or the note's text
+    detail: str = ""  # the peer address (on_connect) or the note's text
+    error: str = ""  # what the callback raised, if it did
     peer_port: int | None = None  # the client port, for notes made before the id is known
 
     def describe(self) -> str:
@@ -59,8 +60,8 @@ class TraceEvent:
             text = f"send({sid}, {_show(self.data)}) -> {self.result}"
         else:
             text = f"disconnect({sid}) -> {self.result}"
-        if self.kind is not Kind.SEND and self.detail.startswith("raised"):
-            text += f"  [{self.detail}]"
+        if self.error:
+            text += f"  [raised {self.error}]"
         return text
 
 
@@ -137,15 +138,17 @@ class Recorder:
         elif kind is Kind.RECV:
             data = bytes(data)
         hook = self.hooks[kind]
+        error = ""
         try:
             if hook is not None:
                 hook(self, session_id, data)
         except BaseException as exc:
-            detail = f"raised {type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             self._end(
-                seq, t, kind, session_id, data=data, detail=detail, peer_port=port,
+                seq, t, kind, session_id, data=data, detail=detail, error=error,
+                peer_port=port,
             )
 
     # ---- the application side: calls into the implementation, recorded
@@ -197,6 +200,7 @@ class Recorder:
         data: bytes = b"",
         result: bool | None = None,
         detail: str = "",
+        error: str = "",
         peer_port: int | None = None,
     ) -> None:
         with self._cond:
@@ -211,6 +215,7 @@ class Recorder:
                 thread=threading.current_thread().name,
                 t=t,
                 detail=detail,
+                error=error,
                 peer_port=peer_port,
             )
             self.events.append(event)

@@ -191,11 +191,14 @@ class TrioServer:
             tasks.start_soon(self._write, s)
             self._close(s, await self._read(s))
             if s.life.reason is not None and s.life.reason.flushes:
-                # The writer flushes what was accepted; linger bounds how long (S9).
-                with trio.move_on_after(self._config.linger):
-                    await s.writer_done.wait()
+                await self._await_flush(s)
             tasks.cancel_scope.cancel()
         await self._release(s)
+
+    async def _await_flush(self, s: Session) -> None:
+        """The writer flushes what was accepted; linger bounds how long (S9)."""
+        with trio.move_on_after(self._config.linger):
+            await s.writer_done.wait()
 
     async def _read(self, s: Session) -> CloseReason:
         """receive_some -> on_recv until EOF, a failure, or the session closes."""
