@@ -279,6 +279,23 @@ class Scenario:
                         f"{self.config.send_queue_limit})", f"{accepted} bytes were accepted",
                         [sid])
 
+    def send_eventually(self, sid: int, data: bytes, *, clause: str, expected: str) -> None:
+        """send() until it returns True, within the I/O deadline.
+
+        For "succeeds again once the queue drains" (S7): the peer may have read every byte
+        before the implementation has done its accounting (a writer thread, a completion
+        still in a port's queue), so the contract allows a short delay. Retries back off
+        from 1 ms to 50 ms; each attempt is in the timeline.
+        """
+        __tracebackhide__ = True
+        deadline, pause, wait = Deadline(self.timeouts.io), 0.001, threading.Event()
+        while not self.rec.send(sid, data):
+            if deadline.expired:
+                raise self.fail(clause, f"{expected} (within {deadline.seconds:g} s)",
+                                "send() kept returning False", [sid])
+            wait.wait(min(pause, deadline.remaining()))  # backing off between attempts
+            pause = min(pause * 2, 0.05)
+
     def settle(self, peer: Peer, *, inbound_complete: bool = False,
                outbound_complete: bool = False) -> None:
         """Record what `peer` sent and received, for the S3/S4 check at the end."""

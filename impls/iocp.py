@@ -131,8 +131,9 @@ class IocpServer:
         self._port = CompletionPort()
         self._listener = listen(host, port)
         self._port.associate(self._listener, Key.LISTENER)
-        for _ in range(ACCEPTS_POSTED):
-            self._accept_post()
+        with self._lock:
+            for _ in range(ACCEPTS_POSTED):
+                self._accept_post()
         self._workers = [
             threading.Thread(target=self._worker, name=f"iocp-worker-{i}", daemon=True)
             for i in range(max(1, self._config.workers))
@@ -216,30 +217,28 @@ class IocpServer:
     # ---- accept (AcceptEx)
 
     def _accept_post(self) -> None:
-        """AcceptEx: an accept the kernel completes when a connection arrives."""
+        """AcceptEx: an accept the kernel completes when a connection arrives. Caller holds
+        self._lock, so stop() either sees this operation (and cancels it) or prevents it."""
         assert self._port is not None and self._listener is not None
-        with self._lock:
-            self._accepts_pending += 1
+        self._accepts_pending += 1
         self._port.issue(Overlapped(OpKind.ACCEPT, self._listener))
 
     def _on_accept_done(self, packet: Packet) -> None:
         assert self._handler is not None and self._port is not None
         ov = packet.overlapped
         assert ov is not None
-        with self._lock:
-            self._accepts_pending -= 1
-            stopping = self._stopping
-            self._all_done.notify_all()
-        if packet.error or ov.conn is None or stopping:
-            if ov.conn is not None:
-                ov.conn.close()  # never announced: nothing is owed to it
-            if not stopping and packet.error != ECANCELED:
-                self._accept_post()
-            return
-        self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
         conn, addr = ov.conn, ov.addr or ("", 0)
         queue = SendQueue(self._config.send_queue_limit)
-        with self._lock:
+        with self._lock:  # atomic with stop(): it sees both the new accept and the session
+            self._accepts_pending -= 1
+            self._all_done.notify_all()
+            if packet.error or conn is None or self._stopping:
+                if conn is not None:
+                    conn.close()  # never announced: nothing is owed to it
+                if not self._stopping and packet.error != ECANCELED:
+                    self._accept_post()
+                return
+            self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
             s = self._table.add(lambda sid: Session(sid, conn, (addr[0], addr[1]), queue))
             s.io.started()  # this handler's own reference, held until it returns
         self._port.associate(conn, s)  # completion key = the session
@@ -340,7 +339,7 @@ class IocpServer:
         self._port.cancel(s.sock)  # CancelIoEx: the recv completes with ECANCELED
 
     def _abort(self, s: Session) -> None:
-        """Drop what is queued and cancel everything in flight; close() will send RST."""
+        """Send nothing more and cancel everything in flight; close() will send RST."""
         assert self._port is not None
         s.aborted = True
         abort_on_close(s.sock)

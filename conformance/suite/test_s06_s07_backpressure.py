@@ -54,9 +54,8 @@ def test_s06_stalled_peer_delays_nobody_and_loses_nothing(conformance, limit, pr
         sc.drive([stalled], until=lambda: len(stalled.received) >= accepted, clause="S6",
                  expected=f"the stalled peer, reading again, to get all {accepted} accepted "
                  "bytes", session_ids=[sid])
-        if not sc.rec.send(sid, b"after-drain"):
-            raise sc.fail("S7", f"send({sid}) to succeed again once the queue drained",
-                          "it returned False", [sid])
+        sc.send_eventually(sid, b"after-drain", clause="S7",
+                           expected=f"send({sid}) to succeed again once the queue drained")
         sc.settle(stalled)
         sc.settle(other)
 
