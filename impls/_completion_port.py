@@ -1,34 +1,40 @@
 """An I/O completion port for Linux: the kernel object of the IOCP model, emulated.
 
-On Windows the kernel does overlapped I/O by itself: WSARecv/WSASend/AcceptEx return at once
-(usually with WSA_IO_PENDING), the kernel owns the buffers until the operation is done, and
-then queues a *completion packet* -- (completion key, OVERLAPPED*, bytes transferred, error) --
-on the port the socket is associated with. Worker threads take packets with
-GetQueuedCompletionStatus. Linux has no such thing for sockets, so this module builds one the
-way Boost.Asio does: a readiness loop (epoll) performs each pending operation when its socket
-is ready, and queues the packet. The application side (`iocp.py`) cannot tell the difference,
-and that is the point: it is written as Windows IOCP code is written.
-
-The rules this object keeps, because IOCP code depends on them:
+Windows does overlapped I/O in the kernel: WSARecv/WSASend/AcceptEx return at once, the
+kernel owns the buffers until the operation is done, then queues a *completion packet* (key,
+OVERLAPPED*, bytes transferred, error) on the socket's port, and workers take packets with
+GetQueuedCompletionStatus (`iocp.py` says more). Linux has no such thing for sockets, so this
+module builds one the way Boost.Asio does: an epoll thread performs each pending operation
+when its socket is ready, and queues the packet. `iocp.py` cannot tell the difference: it is
+written as Windows IOCP code is written. The rules it depends on, kept here:
 
 1. Every operation that was issued completes exactly once: done, failed, or cancelled
-   (CancelIoEx, or the socket closed). Nothing is ever silently dropped. This is why a
-   completion can arrive after its session decided to close -- a *late completion* -- and
-   why the application may free a session only when its count of outstanding operations
-   (IOCount) is zero.
+   (CancelIoEx, or the socket closed); nothing is silently dropped. So a completion can
+   arrive after its session decided to close (a *late completion*), and a session may be
+   freed only when its count of outstanding operations (IOCount) is zero.
 2. The buffers of an operation belong to the "kernel" from issue until its packet is
    dequeued; the application must not touch or reuse them in between.
 3. An operation that can complete at once still completes through the port (as on Windows
    without FILE_SKIP_COMPLETION_PORT_ON_SUCCESS), so there is one code path per operation.
 
-How it differs from the Windows kernel: the I/O is done by a thread of ours when the socket
-is ready (not by the NIC into locked pages), so a send completes for what fit into the kernel
-socket buffer (possibly fewer bytes than asked: a short completion, which Windows rarely
-gives), and timers are packets too (Windows code would use a timer queue).
+How it differs from Windows: the I/O is done by our thread when the socket is ready (not by
+the NIC into locked pages), so a send completes for what fit into the socket buffer (maybe
+fewer bytes than asked: a short completion, which Windows rarely gives); timers are packets
+too (Windows code would use a timer queue).
+
+Faults, for tests: `CompletionPort(faults=...)` (default None: no faults, an `is None` test
+per attempt and packet) lets a test do what the real kernel may do and loopback rarely does.
+*Split*: cap the bytes one WSARecv/WSASend moves -- a recv completes with whatever arrived,
+and Windows completes a send short when non-paged pool or locked pages run out. *Delay*:
+hold a packet back; held packets are queued in deadline order, so completions of different
+sockets come out reordered, as when the worker that dequeued one is descheduled. Rules 1-3
+hold: a cap cuts a prefix of the WSABUFs (no byte lost or invented), a held packet's buffers
+stay the kernel's until it is dequeued, and close() queues whatever is still held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import heapq
@@ -40,8 +46,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["CompletionPort", "Op", "OpKind", "Overlapped", "Packet"]
+__all__ = ["CompletionFaults", "CompletionPort", "Op", "OpKind", "Overlapped", "Packet"]
 
 # The error a cancelled operation completes with (Windows: ERROR_OPERATION_ABORTED, 995).
 ECANCELED = errno.ECANCELED
@@ -63,11 +70,8 @@ class Op(enum.Enum):
 
 @dataclass(eq=False)
 class Overlapped:
-    """One outstanding operation: the OVERLAPPED structure and what it carries.
-
-    `buffers` is the WSABUF array: views of memory the kernel writes into (recv) or reads from
-    (send). `conn`/`addr` receive AcceptEx's new socket.
-    """
+    """One operation, the OVERLAPPED: `buffers` is its WSABUF array (views the kernel writes
+    into or reads from); `conn`/`addr` receive AcceptEx's new socket."""
 
     kind: OpKind
     handle: socket.socket | None
@@ -91,17 +95,31 @@ class Packet:
     error: int = 0  # 0, or an errno: ECANCELED for a cancelled operation
 
 
+class CompletionFaults(Protocol):
+    """A test's faults (module docstring). Called with the port's lock held, by the engine or
+    inside issue()/cancel(): be quick, and never call the port."""
+
+    def cap(self, op: Overlapped) -> int | None:
+        """Most bytes this attempt of a RECV/SEND `op` may move (at least 1), or None."""
+
+    def delay(self, packet: Packet) -> float:
+        """Seconds to hold back an operation's or a timer's packet (not post()'s); 0: none."""
+
+
 class CompletionPort:
     """CreateIoCompletionPort, PostQueuedCompletionStatus, GetQueuedCompletionStatus,
-    CancelIoEx -- and the engine thread that plays the kernel."""
+    CancelIoEx -- and the engine thread that plays the kernel. `faults` may be set later too;
+    it applies to attempts and packets from then on."""
 
-    def __init__(self) -> None:
+    def __init__(self, faults: CompletionFaults | None = None) -> None:
+        self.faults = faults
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._packets: deque[Packet] = deque()
         self._keys: dict[int, object] = {}  # fd -> completion key (CreateIoCompletionPort)
         self._pending: dict[int, list[Overlapped]] = {}  # fd -> operations waiting to run
-        self._timers: list[tuple[float, int, object, Overlapped]] = []
+        # (deadline, order, packet): timers (operation PENDING) and held packets (COMPLETED)
+        self._later: list[tuple[float, int, Packet]] = []
         self._order = itertools.count()
         self._epoll = select.epoll()
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -138,9 +156,7 @@ class CompletionPort:
     def post_after(self, delay: float, key: object, overlapped: Overlapped) -> None:
         """A timer: `overlapped` (kind TIMER) completes after `delay` seconds."""
         with self._lock:
-            heapq.heappush(self._timers,
-                           (time.monotonic() + delay, next(self._order), key, overlapped))
-        os.eventfd_write(self._wakeup, 1)
+            self._hold(delay, Packet(key, overlapped, 0))
 
     def get(self, timeout: float | None = None) -> Packet | None:
         """GetQueuedCompletionStatus: the next packet, or None after `timeout` seconds."""
@@ -159,7 +175,8 @@ class CompletionPort:
             self._disarm(fd)
 
     def close(self) -> None:
-        """Stop the engine. The owner drains its operations first (rule 1)."""
+        """Stop the engine. The owner drains its operations first (rule 1); packets still
+        held are queued, and timers not yet due complete with ECANCELED."""
         with self._lock:
             self._closed = True
         os.eventfd_write(self._wakeup, 1)
@@ -172,26 +189,23 @@ class CompletionPort:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if self._closed:
+                if self._closed:  # rule 1 to the end: nothing held is dropped
+                    while self._later:  # (closed: _fire holds nothing back any more)
+                        self._fire(heapq.heappop(self._later)[2], ECANCELED)
                     return
-                timeout = (max(0.0, self._timers[0][0] - time.monotonic())
-                           if self._timers else None)
+                timeout = (max(0.0, self._later[0][0] - time.monotonic())
+                           if self._later else None)
             events = self._epoll.poll(timeout)
             with self._lock:
                 for fd, _ in events:
                     if fd == self._wakeup:
-                        try:
+                        with contextlib.suppress(BlockingIOError):
                             os.eventfd_read(self._wakeup)
-                        except BlockingIOError:
-                            pass
                     elif not self._attempt(fd):
                         self._arm(fd)
                 now = time.monotonic()
-                while self._timers and self._timers[0][0] <= now:
-                    _, _, key, op = heapq.heappop(self._timers)
-                    op.state = Op.COMPLETED
-                    self._packets.append(Packet(key, op, 0))
-                    self._ready.notify()
+                while self._later and self._later[0][0] <= now:  # in deadline order
+                    self._fire(heapq.heappop(self._later)[2])
 
     def _attempt(self, fd: int) -> bool:
         """Run the pending operations of `fd` that can run now, in issue order per kind.
@@ -199,33 +213,63 @@ class CompletionPort:
         waiting = self._pending.get(fd, [])
         for op in list(waiting):
             assert op.handle is not None
+            error = 0
             try:
                 if op.kind is OpKind.RECV:
-                    n = op.handle.recvmsg_into(op.buffers)[0]  # scatter read: WSABUF[2]
+                    n = op.handle.recvmsg_into(self._capped(op))[0]  # scatter read: WSABUF[2]
                 elif op.kind is OpKind.SEND:
-                    n = op.handle.sendmsg(op.buffers)  # gather write
+                    n = op.handle.sendmsg(self._capped(op))  # gather write
                 else:
                     op.conn, op.addr = op.handle.accept()
                     n = 0
             except (BlockingIOError, InterruptedError):
                 continue  # not ready: stays pending
             except OSError as exc:
-                waiting.remove(op)
-                self._complete(fd, op, 0, exc.errno or errno.EIO)
-                continue
+                n, error = 0, exc.errno or errno.EIO
             waiting.remove(op)
-            self._complete(fd, op, n, 0)
+            self._complete(fd, op, n, error)
         if not waiting:
             self._pending.pop(fd, None)
             self._disarm(fd)
             return True
         return False
 
+    def _capped(self, op: Overlapped) -> list[memoryview]:
+        """The WSABUFs of `op` cut to the faults' cap: a prefix, fewer bytes, never others."""
+        limit = self.faults.cap(op) if self.faults is not None else None
+        if limit is None:
+            return op.buffers
+        starts = itertools.accumulate((len(b) for b in op.buffers), initial=0)
+        return [b[: max(0, max(1, limit) - at)] for b, at in zip(op.buffers, starts, strict=False)]
+
     def _complete(self, fd: int, op: Overlapped, nbytes: int, error: int) -> None:
         assert op.state is Op.PENDING, f"{op} completed twice"
         op.state = Op.COMPLETED
-        self._packets.append(Packet(self._keys.get(fd), op, nbytes, error))
-        self._ready.notify()
+        self._queue(Packet(self._keys.get(fd), op, nbytes, error))
+
+    def _queue(self, packet: Packet) -> None:
+        """Queue a completion for get(), unless the faults hold it back. Caller holds the lock."""
+        delay = self.faults.delay(packet) if self.faults is not None and not self._closed else 0
+        if delay > 0:
+            self._hold(delay, packet)
+        else:
+            self._packets.append(packet)
+            self._ready.notify()
+
+    def _hold(self, delay: float, packet: Packet) -> None:
+        """Keep `packet` until `delay` seconds from now (a timer, or a held packet)."""
+        heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), packet))
+        os.eventfd_write(self._wakeup, 1)  # the engine recomputes its poll timeout
+
+    def _fire(self, packet: Packet, error: int = 0) -> None:
+        """A deadline came: a timer completes (its packet may be held); a held packet is queued."""
+        op = packet.overlapped
+        if op is not None and op.state is Op.PENDING:
+            op.state = Op.COMPLETED
+            self._queue(Packet(packet.key, op, 0, error))
+        else:
+            self._packets.append(packet)
+            self._ready.notify()
 
     def _arm(self, fd: int) -> None:
         """Watch `fd` for what its pending operations need (one-shot: re-armed per try)."""
@@ -241,7 +285,5 @@ class CompletionPort:
             self._epoll.register(fd, mask)
 
     def _disarm(self, fd: int) -> None:
-        try:
+        with contextlib.suppress(OSError):  # not registered, or already closed
             self._epoll.unregister(fd)
-        except (FileNotFoundError, OSError):
-            pass

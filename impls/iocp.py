@@ -208,6 +208,8 @@ class IocpServer:
                     self._on_recv_done(key, packet)
                 else:
                     self._on_send_done(key, packet)
+            else:
+                raise AssertionError(f"completion with an unknown key: {packet}")
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback goes through here, on a worker, without any lock held (S13);
@@ -241,7 +243,8 @@ class IocpServer:
             self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
             s = self._table.add(lambda sid: Session(sid, conn, (addr[0], addr[1]), queue))
             s.io.started()  # this handler's own reference, held until it returns
-        self._port.associate(conn, s)  # completion key = the session
+            # Associated before send() can find the id, so its first WSASend has a key.
+            self._port.associate(conn, s)  # completion key = the session
         ok = self._call(self._handler.on_connect, s.id, s.peer)
         with s.lock:
             s.life.connected()
