@@ -58,7 +58,7 @@ from impls._core import (
     Lifecycle,
     RingBuffer,
     SendQueue,
-    SessionTable,
+    SessionPool,
     ready_to_release,
     run_callback,
 )
@@ -116,7 +116,8 @@ class IocpServer:
         self._config = config
         self._lock = threading.Lock()  # the table, the accept count, stopping
         self._all_done = threading.Condition(self._lock)
-        self._table: SessionTable[Session] = SessionTable()
+        # The notes' session array: ids are (generation, slot index), never reused (S1).
+        self._table: SessionPool[Session] = SessionPool()
         self._handler: SessionHandler | None = None
         self._port: CompletionPort | None = None
         self._listener: socket.socket | None = None

@@ -16,6 +16,7 @@ from .lifecycle import Lifecycle as Lifecycle
 from .lifecycle import LifecycleError as LifecycleError
 from .lifecycle import SessionState as SessionState
 from .lifecycle import ready_to_release as ready_to_release
+from .pool import SessionPool as SessionPool
 from .ring import RingBuffer as RingBuffer
 from .send_queue import SendQueue as SendQueue
 from .table import SessionTable as SessionTable
@@ -29,6 +30,7 @@ __all__ = [
     "LifecycleError",
     "RingBuffer",
     "SendQueue",
+    "SessionPool",
     "SessionState",
     "SessionTable",
     "ready_to_release",
