@@ -22,7 +22,7 @@ from itertools import cycle
 
 from ._trace import Recorder
 
-__all__ = ["Deadline", "Peer", "drive"]
+__all__ = ["Deadline", "Peer", "drive", "echoed"]
 
 # Read this much per recv(): the test peer should not be the bottleneck of a transfer.
 READ_SIZE = 256 * 1024
@@ -202,6 +202,11 @@ class Peer:
         if self._outbox:
             events |= selectors.EVENT_WRITE
         return events
+
+
+def echoed(peers: Iterable[Peer]) -> bool:
+    """Every peer sent all it queued and got exactly that back (against an echo server)."""
+    return all(p.outbox_bytes == 0 and p.received == p.sent for p in peers)
 
 
 def drive(

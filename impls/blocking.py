@@ -40,13 +40,14 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
-from impls._sockets import abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
 
@@ -149,6 +150,7 @@ class BlockingServer:
                 if self._stopping:
                     return
                 log.warning("accept() failed: %s", exc)  # e.g. EMFILE; keep serving
+                time.sleep(ACCEPT_RETRY)  # out of fds: let some close rather than spin
                 continue
             with self._lock:
                 if self._stopping:

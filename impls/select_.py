@@ -49,7 +49,7 @@ from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
-from impls._sockets import abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, abort_on_close, listen, quietly
 
 __all__ = ["SelectServer", "make_server"]
 
@@ -95,6 +95,7 @@ class SelectServer:
         self._waker_r: socket.socket
         self._waker_w: socket.socket
         self._asleep = False  # the loop is (about to be) blocked in select()
+        self._accept_resume = 0.0  # after an accept() failure, leave the listener until then
         self._stopping = False
 
     def start(
@@ -158,7 +159,9 @@ class SelectServer:
             with self._lock:
                 if self._stopping:
                     break
-                rlist = [self._waker_r, listener]
+                rlist = [self._waker_r]
+                if time.monotonic() >= self._accept_resume:
+                    rlist.append(listener)
                 rlist += [s.sock for s in self._by_sock.values() if not s.read_eof]
                 # Level-triggered: ask for writability only while bytes wait, or we spin (S6).
                 wlist = [s.sock for s in self._by_sock.values() if s.queue]
@@ -181,8 +184,10 @@ class SelectServer:
         self._shut_down(listener)
 
     def _next_deadline(self) -> float | None:
-        """select() timeout: until the nearest linger deadline, or forever."""
+        """select() timeout: until the nearest linger deadline (or accept retry), or forever."""
         deadlines = [s.linger_deadline for s in self._by_sock.values() if s.life.closing]
+        if self._accept_resume > time.monotonic():
+            deadlines.append(self._accept_resume)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -196,7 +201,9 @@ class SelectServer:
             except BlockingIOError:
                 return  # backlog empty
             except OSError as exc:
+                # e.g. EMFILE: level-triggered, the listener would be reported again at once
                 log.warning("accept() failed: %s", exc)
+                self._accept_resume = time.monotonic() + ACCEPT_RETRY
                 return
             if conn.fileno() >= FD_SETSIZE:
                 log.error("fd %d >= FD_SETSIZE: select() cannot watch it; refusing", conn.fileno())

@@ -30,8 +30,9 @@ Clauses this file works hardest for: S13 (crossing from other threads into Trio 
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
 
 Sources:
-- Trio docs: "Task spawning and cancellation", "Threads (if you must)" (TrioToken,
-  run_sync_soon), `trio.abc.ReceiveStream.receive_some`, `SocketStream.send_eof`.
+- Trio docs: "Task spawning and cancellation"; "Introspecting and extending Trio with
+  trio.lowlevel" -> "Trio tokens" (TrioToken.run_sync_soon); `ReceiveStream.receive_some`,
+  `SocketStream.send_eof`.
 - N. J. Smith, "Notes on structured concurrency, or: Go statement considered harmful".
 """
 
@@ -45,7 +46,7 @@ import trio
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
-from impls._sockets import ACCEPT_BACKLOG, abort_on_close
+from impls._sockets import ACCEPT_BACKLOG, ACCEPT_RETRY, abort_on_close
 
 __all__ = ["TrioServer", "make_server"]
 
@@ -164,7 +165,11 @@ class TrioServer:
         async with trio.open_nursery() as sessions:
             with self._accept_scope:  # stop() cancels this
                 while True:
-                    stream = await listener.accept()
+                    try:
+                        stream = await listener.accept()
+                    except OSError:  # EMFILE: the connection waits in the backlog
+                        await trio.sleep(ACCEPT_RETRY)
+                        continue
                     sessions.start_soon(self._serve, stream)
             await listener.aclose()
             with self._lock:
@@ -177,7 +182,11 @@ class TrioServer:
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         assert self._handler is not None
-        host, port = stream.socket.getpeername()[:2]
+        try:
+            host, port = stream.socket.getpeername()[:2]
+        except OSError:  # reset before we got here (ENOTCONN): never announced, nothing owed
+            await stream.aclose()
+            return
         with self._lock:
             s = self._table.add(lambda sid: Session(
                 sid, stream, (host, port), SendQueue(self._config.send_queue_limit)))

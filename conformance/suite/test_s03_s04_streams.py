@@ -13,12 +13,40 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
 from conformance._strategies import KERNEL_BUFFERED, chunkings, make_payload, payloads, tagged
+
+
+@pytest.mark.clause("S3")
+@suite_settings()
+@example(size=96 << 10, seed=0)  # more than one 64 KiB recv takes: a reader must drain
+@given(size=st.integers(1, 96 << 10), seed=st.integers(0, 2**16))
+def test_s03_bytes_sent_during_on_connect_are_all_delivered(conformance, size, seed):
+    """The peer sends while on_connect is still running; all of it waits in the kernel, and
+    once on_connect returns every byte must reach on_recv -- also the part beyond what one
+    recv() takes, for which an edge-triggered socket reports no second edge (S3)."""
+    data = make_payload(size, seed)
+    gate = threading.Event()
+
+    def slow_connect(rec, sid, _):
+        gate.wait(conformance.timeouts.io)  # the application is busy until the test says
+
+    with conformance.scenario(on_connect=slow_connect) as sc:
+        peer = sc.connect()
+        sid = sc.session(peer)
+        peer.queue(data)
+        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                 expected=f"the peer's {size} bytes to fit in the kernel's buffers")
+        gate.set()
+        sc.wait(lambda: len(sc.rec.received(sid)) >= size, clause="S3",
+                expected=f"on_recv to deliver all {size} bytes sent during on_connect",
+                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+                timeout=sc.timeouts.call, session_ids=[sid])
+        sc.settle(peer, inbound_complete=True)
 
 
 @pytest.mark.clause("S3", "S4")
