@@ -163,8 +163,7 @@ class SelectServer:
                 if time.monotonic() >= self._accept_resume:
                     rlist.append(listener)
                 rlist += [s.sock for s in self._by_sock.values() if not s.read_eof]
-                # Level-triggered: ask for writability only while bytes wait, or we spin (S6).
-                wlist = [s.sock for s in self._by_sock.values() if s.queue]
+                wlist = [s.sock for s in self._by_sock.values() if self._wants_write(s)]
                 timeout = self._next_deadline()
                 self._asleep = True
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
@@ -182,6 +181,13 @@ class SelectServer:
                     self._on_writable(ready)
             self._finish_closing()
         self._shut_down(listener)
+
+    @staticmethod
+    def _wants_write(s: Session) -> bool:
+        """Level-triggered: ask for writability only while bytes wait. A socket with room in
+        its send buffer is always writable, so asking otherwise wakes select() at once, every
+        time: the loop spins a core doing nothing (S6)."""
+        return bool(s.queue)
 
     def _next_deadline(self) -> float | None:
         """select() timeout: until the nearest linger deadline (or accept retry), or forever."""
@@ -305,7 +311,7 @@ class SelectServer:
                 self._close(s, CloseReason.STOP)
         while self._by_sock:
             with self._lock:
-                wlist = [s.sock for s in self._by_sock.values() if s.queue]
+                wlist = [s.sock for s in self._by_sock.values() if self._wants_write(s)]
                 timeout = self._next_deadline()
             _, writable, _ = select.select([], wlist, [], timeout) if wlist else ([], [], [])
             for sock in writable:
