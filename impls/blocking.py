@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._core import (
+    CloseReason,
+    Lifecycle,
+    SendQueue,
+    SessionTable,
+    admit_send,
+    run_callback,
+)
 from impls._sockets import ACCEPT_RETRY, abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
@@ -103,7 +110,7 @@ class BlockingServer:
     def send(self, session_id: int, data: bytes) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.accepts_calls or not s.queue.offer(data):
+            if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
             s.wakeup.notify()
             return True

@@ -55,7 +55,14 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._core import (
+    CloseReason,
+    Lifecycle,
+    SendQueue,
+    SessionTable,
+    admit_send,
+    run_callback,
+)
 from impls._sockets import abort_on_close, listen, quietly
 
 __all__ = ["EpollServer", "make_server"]
@@ -153,7 +160,7 @@ class EpollServer:
     def send(self, session_id: int, data: bytes) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.accepts_calls or not s.queue.offer(data):
+            if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
             if data and not s.out_armed:
                 s.loop.flush_soon.add(s)

@@ -59,6 +59,7 @@ from impls._core import (
     RingBuffer,
     SendQueue,
     SessionPool,
+    admit_send,
     ready_to_release,
     run_callback,
 )
@@ -149,7 +150,7 @@ class IocpServer:
         if s is None:
             return False  # S8
         with s.lock:
-            if not s.life.accepts_calls or not s.queue.offer(data):
+            if not admit_send(s, data):
                 return False  # S8: closing; S7: over the limit
             self._send_post(s)
             return True

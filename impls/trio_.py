@@ -45,7 +45,14 @@ from dataclasses import dataclass, field
 import trio
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import CloseReason, Lifecycle, SendQueue, SessionTable, run_callback
+from impls._core import (
+    CloseReason,
+    Lifecycle,
+    SendQueue,
+    SessionTable,
+    admit_send,
+    run_callback,
+)
 from impls._sockets import ACCEPT_BACKLOG, ACCEPT_RETRY, abort_on_close
 
 __all__ = ["TrioServer", "make_server"]
@@ -103,7 +110,7 @@ class TrioServer:
     def send(self, session_id: int, data: bytes) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.accepts_calls or not s.queue.offer(data):
+            if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
         self._poke(s)
         return True

@@ -15,6 +15,7 @@ from .lifecycle import IoCount as IoCount
 from .lifecycle import Lifecycle as Lifecycle
 from .lifecycle import LifecycleError as LifecycleError
 from .lifecycle import SessionState as SessionState
+from .lifecycle import admit_send as admit_send
 from .lifecycle import ready_to_release as ready_to_release
 from .pool import SessionPool as SessionPool
 from .ring import RingBuffer as RingBuffer
@@ -33,6 +34,7 @@ __all__ = [
     "SessionPool",
     "SessionState",
     "SessionTable",
+    "admit_send",
     "ready_to_release",
     "run_callback",
 ]

@@ -25,6 +25,9 @@ changes nothing, because it is a bug in the model.
 from __future__ import annotations
 
 import enum
+from typing import Protocol, TypeGuard, TypeVar
+
+from .send_queue import SendQueue
 
 __all__ = [
     "IGNORED",
@@ -35,6 +38,7 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "SessionState",
+    "admit_send",
     "ready_to_release",
 ]
 
@@ -118,6 +122,20 @@ class IoCount:
 
     def __repr__(self) -> str:
         return f"<IoCount {self.outstanding}>"
+
+
+class _Session(Protocol):
+    life: Lifecycle
+    queue: SendQueue
+
+
+S = TypeVar("S", bound=_Session)
+
+
+def admit_send(s: S | None, data: bytes | bytearray | memoryview) -> TypeGuard[S]:
+    """send()'s rule, the same in every model: the id names a session (S8) that still accepts
+    calls (S8, S9, S11) and whose queue takes all of `data` (S7). If so, `data` is queued."""
+    return s is not None and s.life.accepts_calls and s.queue.offer(data)
 
 
 def ready_to_release(life: Lifecycle, io: IoCount) -> bool:
