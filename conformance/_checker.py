@@ -233,11 +233,15 @@ def render_timeline(
     Notes a peer made before its id was known are placed with the session its port got.
     """
     ordered = sorted(events, key=lambda e: e.seq)
+    connects: dict[int, list[TraceEvent]] = defaultdict(list)  # port -> its on_connects
+    for e in ordered:
+        if e.kind is Kind.CONNECT and e.peer_port is not None:
+            connects[e.peer_port].append(e)
     blocks: dict[int | None, list[TraceEvent]] = defaultdict(list)
     for e in ordered:
         sid = e.session_id
         if sid is None and e.peer_port is not None:
-            sid = _session_by_port(ordered, e)
+            sid = _session_by_port(connects[e.peer_port], e)
         blocks[sid].append(e)
     wanted = list(session_ids) if session_ids is not None else [k for k in blocks if k is not None]
     wanted = list(dict.fromkeys(wanted))
@@ -259,16 +263,16 @@ def render_timeline(
     return "\n".join(lines)
 
 
-def _session_by_port(ordered: Sequence[TraceEvent], note: TraceEvent) -> int | None:
+def _session_by_port(connects: Sequence[TraceEvent], note: TraceEvent) -> int | None:
     """A peer's note belongs to the latest connection from its port before it, or, for the
-    note a peer makes while connecting, to the first one after it."""
+    note a peer makes while connecting, to the first one after it. `connects` are the
+    on_connect events of that port, in order."""
     before = after = None
-    for e in ordered:
-        if e.kind is Kind.CONNECT and e.peer_port == note.peer_port:
-            if e.seq < note.seq:
-                before = e.session_id
-            elif after is None:
-                after = e.session_id
+    for e in connects:
+        if e.seq < note.seq:
+            before = e.session_id
+        elif after is None:
+            after = e.session_id
     return before if before is not None else after
 
 

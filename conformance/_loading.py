@@ -96,8 +96,9 @@ def resolve(spec: str | tuple[str, Mapping[str, Any]]) -> Impl:
             f"the fields are {', '.join(ServerConfig.__dataclass_fields__)}."
         )
     target = builtins().get(name)
-    if target is None and name in _entry_points():
-        target = _entry_points()[name].value
+    if target is None:
+        entry_point = _entry_points().get(name)
+        target = entry_point.value if entry_point is not None else None
     if target is None:
         if ":" not in name:
             raise ImplError(f"--impl={name}: no implementation is called {name!r}. {_choices()}")
