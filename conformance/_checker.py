@@ -253,7 +253,10 @@ def render_timeline(
         for i, e in enumerate(shown):
             if len(evs) > max_lines and i == max_lines // 2:
                 lines.append(f"    ... {len(evs) - max_lines} more events ...")
-            who = "peer" if e.kind is Kind.NOTE else e.thread
+            # Notes are the peers' and the test's, except injected faults, which happen on
+            # the implementation's thread that met them.
+            fault = e.detail.startswith("fault:")
+            who = "peer" if e.kind is Kind.NOTE and not fault else e.thread
             lines.append(f"  {e.t:+9.4f}s  {who:<14.14} {e.describe()}")
     if len(wanted) > max_sessions:
         lines.append(f"({len(wanted) - max_sessions} more sessions not shown)")

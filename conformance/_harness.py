@@ -36,8 +36,9 @@ from ._peers import Deadline, Peer, drive
 from ._strategies import KERNEL_BUFFERED, make_payload
 from ._trace import Hook, Recorder
 from .api import ServerConfig, SessionServer
+from .faults import FaultInjector, FaultPlan
 
-__all__ = ["Harness", "Scenario", "ScenarioHang", "ServerWedged", "Timeouts"]
+__all__ = ["Harness", "Scenario", "ScenarioHang", "ServerWedged", "ShrinkingStopped", "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,44 @@ class ServerWedged(BaseException):
         )
 
 
-class Harness:
-    """Scenarios against one implementation (the `conformance` fixture)."""
+class ShrinkingStopped(BaseException):
+    """A failure found while Hypothesis was re-running failing examples to shrink them, after
+    the test had spent its shrink budget (`Harness.shrink_budget`) on failing examples.
 
-    def __init__(self, impl: Impl, timeouts: Timeouts) -> None:
+    Most failing examples here wait out a deadline -- bytes that never come, a release that
+    never happens -- so each costs seconds, and shrinking one bug could take Hypothesis' own
+    limit of five minutes. A BaseException, so Hypothesis reports this example at once: it
+    fails, it is no larger than the first one found, but it may not be the smallest.
+    `failure` is the scenario's own failure; its clauses are the verdict.
+    """
+
+    def __init__(self, failure: BaseException, spent: float, budget: float) -> None:
+        self.failure = failure
+        super().__init__(
+            f"{failure}\n\nShrinking stopped here: this test had spent {spent:.0f} s on failing "
+            f"examples (the budget is {budget:g} s, as most of them wait out a deadline). This "
+            f"example fails; a smaller one may exist: --hypothesis-profile=thorough shrinks "
+            f"without a budget."
+        )
+
+
+class Harness:
+    """Scenarios against one implementation (the `conformance` fixture).
+
+    `shrink_budget`: seconds of failing scenarios one test may spend (while Hypothesis
+    shrinks) before the next failure is reported as it stands (`ShrinkingStopped`); None: no
+    budget. The plugin calls `begin_test()` before each test.
+    """
+
+    def __init__(self, impl: Impl, timeouts: Timeouts,
+                 shrink_budget: float | None = None) -> None:
         self.impl = impl
         self.timeouts = timeouts
+        self.shrink_budget = shrink_budget
+        self._failing = 0.0  # seconds spent in failing scenarios in this test
+
+    def begin_test(self) -> None:
+        self._failing = 0.0
 
     @contextmanager
     def scenario(
@@ -118,11 +151,18 @@ class Harness:
         on_connect: Hook | None = None,
         on_recv: Hook | None = None,
         on_release: Hook | None = None,
+        faults: FaultPlan | None = None,
         **config: Any,
     ) -> Iterator[Scenario]:
-        """A started server with a recording handler; stopped and checked on exit."""
+        """A started server with a recording handler; stopped and checked on exit.
+
+        `faults`: played on the server's session sockets if it opts in (`inject_faults`,
+        see `conformance.faults`); ignored for servers that do not.
+        """
         __tracebackhide__ = True
-        sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config))
+        sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config),
+                      faults)
+        began = time.monotonic()
         with _watchdog(self.timeouts.scenario, sc.rec):
             try:
                 sc._start()
@@ -131,6 +171,11 @@ class Harness:
                 stuck = sc._cleanup()
                 if stuck is not None and not isinstance(failure, ScenarioHang | ServerWedged):
                     raise ServerWedged(failure, stack_of(stuck)) from failure
+                self._failing += time.monotonic() - began
+                budget = self.shrink_budget
+                if isinstance(failure, Exception) and budget is not None \
+                        and self._failing > budget:
+                    raise ShrinkingStopped(failure, self._failing, budget) from failure
                 raise
             sc._finish()
 
@@ -138,13 +183,22 @@ class Harness:
 class Scenario:
     """One server, its recorder and its peers, for the length of a `with` block."""
 
-    def __init__(self, harness: Harness, rec: Recorder, config: ServerConfig) -> None:
+    def __init__(self, harness: Harness, rec: Recorder, config: ServerConfig,
+                 faults: FaultPlan | None = None) -> None:
         self.harness = harness
         self.timeouts = harness.timeouts
         self.rec = rec
         self.config = config
         self.server: SessionServer = harness.impl.build(config)
         rec.server = self.server
+        # The faults being played on this server, if it opts in; None otherwise.
+        self.faults: FaultInjector | None = None
+        inject = getattr(self.server, "inject_faults", None)
+        if faults is not None and faults.sessions and callable(inject):
+            self.faults = FaultInjector(
+                faults, lambda text, sid: rec.note(text, session_id=sid),
+                rec.index.peer_order.get)
+            inject(self.faults)
         self.address: tuple[str, int] = ("127.0.0.1", 0)
         self.peers: list[Peer] = []
         self.streams: list[Stream] = []
@@ -229,14 +283,19 @@ class Scenario:
     def wait(
         self, predicate: Callable[[], bool], *, clause: str, expected: str,
         actual: str | Callable[[], str] = "it did not happen", timeout: float | None = None,
-        session_ids: Iterable[int] = (),
+        session_ids: Iterable[int] = (), stall: float | None = None,
     ) -> None:
-        """Wait for `predicate` (re-checked on every recorded event); fail on the deadline."""
+        """Wait for `predicate` (re-checked on every recorded event); fail on the deadline --
+        or, with `stall`, as soon as nothing was recorded for that many seconds (as `drive`)."""
         __tracebackhide__ = True
         limit = self.timeouts.io if timeout is None else timeout
-        if self.rec.wait_for(predicate, limit):
-            return
+        deadline, watch = Deadline(limit), _ProgressWatch([], self.rec, stall)
+        while not (deadline.expired or watch.stalled()):
+            if self.rec.wait_for(predicate, min(stall or limit, deadline.remaining())):
+                return
         found = actual() if callable(actual) else actual
+        if watch.stalled():
+            found = f"nothing happened for {stall:g} s; {found}"
         ids = list(session_ids) or None
         raise ConformanceFailure(
             clause, f"{expected} (within {limit:.3g} s)", found,

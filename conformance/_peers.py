@@ -75,8 +75,14 @@ class Peer:
             sock.bind(("127.0.0.1", 0))
             self.port: int = sock.getsockname()[1]
             self.session_id: int | None = None  # set by Scenario.session()
-            self.connect_seq = recorder.note(f"peer :{self.port} connecting", peer_port=self.port)
-            sock.connect(address)
+            self.connect_seq = recorder.peer_connecting(self.port)
+            reset = False
+            try:
+                sock.connect(address)
+            except ConnectionResetError:
+                # The server accepted and reset the connection before connect() looked at
+                # the handshake's outcome: connected, then reset, as a client sees it.
+                reset = True
         except BaseException:
             sock.close()
             raise
@@ -94,6 +100,9 @@ class Peer:
         )
         if bufs:
             self.note(f"peer buffers:{bufs}")
+        if reset:
+            self.eof = "reset"
+            self.note(f"peer :{self.port} was reset as it connected")
 
     def note(self, text: str) -> None:
         self.recorder.note(text, session_id=self.session_id, peer_port=self.port)

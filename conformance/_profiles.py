@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.errors import InvalidArgument
 
-__all__ = ["PROFILES", "activate", "suite_settings"]
+__all__ = ["PROFILES", "SHRINK_BUDGETS", "activate", "shrink_budget", "suite_settings"]
 
 DEFAULT = "conformance"
 
@@ -41,6 +41,11 @@ PROFILES: dict[str, settings] = {
     "thorough": settings(max_examples=100, **_COMMON),  # type: ignore[arg-type]
 }
 
+# Seconds of failing examples a test may spend shrinking (see `_harness.ShrinkingStopped`):
+# most failing examples wait out a deadline, so shrinking is what makes a bug slow to report.
+# Profiles not listed here (thorough, debug, your own) shrink as far as Hypothesis goes.
+SHRINK_BUDGETS: dict[str, float] = {DEFAULT: 15.0, "fast": 5.0}
+
 for _name, _settings in PROFILES.items():
     settings.register_profile(_name, _settings)
 
@@ -57,6 +62,11 @@ def activate(name: str | None) -> str:
 
 def active() -> str:
     return _active
+
+
+def shrink_budget() -> float | None:
+    """The active profile's shrink budget in seconds; None: unbounded."""
+    return SHRINK_BUDGETS.get(_active)
 
 
 def is_registered(name: str) -> bool:

@@ -10,7 +10,9 @@ import random
 
 from hypothesis import strategies as st
 
-__all__ = ["chunkings", "make_payload", "payloads", "tagged"]
+from .faults import Fault, FaultPlan, SessionFaults, Step
+
+__all__ = ["chunkings", "fault_plans", "make_payload", "payloads", "tagged"]
 
 # Bytes a loopback connection buffers in the kernel (both socket buffers and the window),
 # measured on the 2-core CI machines at 3-4 MB. A transfer beyond this is guaranteed to meet
@@ -48,3 +50,28 @@ def tagged(tag: int, size: int) -> bytes:
     """A payload that says whose it is: a byte delivered to the wrong session is visible."""
     unit = f"<{tag}>".encode()
     return (unit * (size // len(unit) + 1))[:size]
+
+
+def fault_plans(*, resets: bool = False) -> st.SearchStrategy[FaultPlan]:
+    """Faults for the sessions of a scenario (`conformance.faults`), shrinking toward none.
+
+    Up to 6 steps per direction for up to 3 session schedules (cycled over the sessions):
+    enough to put a fault at any early call, small enough to shrink fast.
+    Pauses stay at 2 ms or less, so even a one-thread server meeting a hundred of them stays
+    far inside every deadline. RESET only with `resets`: a test that draws it must relax the
+    reset sessions' expectations (`FaultInjector.reset_ids`).
+    """
+    sizes = st.sampled_from([1, 2, 7]) | st.integers(1, 4096)
+    pauses = st.sampled_from([0.0002, 0.001, 0.002])
+    kinds = [
+        st.just(Step()),
+        st.builds(Step, st.just(Fault.SHORT), size=sizes),
+        st.just(Step(Fault.WOULD_BLOCK)),
+        st.builds(Step, st.just(Fault.INTERRUPTED), pause=pauses),
+    ]
+    if resets:
+        kinds.append(st.just(Step(Fault.RESET)))
+    steps = st.lists(st.one_of(kinds), max_size=6).map(tuple)
+    holds = st.lists(st.sampled_from([0.0, 0.001, 0.005, 0.02]), max_size=6).map(tuple)
+    schedule = st.builds(SessionFaults, recv=steps, send=steps, hold=holds)
+    return st.builds(FaultPlan, st.lists(schedule, max_size=3).map(tuple))

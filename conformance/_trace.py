@@ -83,6 +83,9 @@ class _Indexes:
     received: dict[int, bytearray] = field(default_factory=dict)  # id -> on_recv bytes
     released: set[int] = field(default_factory=set)
     accepted_sends: dict[int, list[bytes]] = field(default_factory=dict)  # id -> send() == True
+    # client port -> how many peers connected before it (the latest connection on the port)
+    peer_order: dict[int, int] = field(default_factory=dict)
+    peers: int = 0
 
 
 class Recorder:
@@ -174,6 +177,13 @@ class Recorder:
             return result
         finally:
             self._end(seq, t, Kind.DISCONNECT, session_id, result=result)
+
+    def peer_connecting(self, port: int) -> int:
+        """A test peer bound `port` and is about to connect: noted, and numbered in order."""
+        with self._cond:
+            self.index.peer_order[port] = self.index.peers
+            self.index.peers += 1
+        return self.note(f"peer :{port} connecting", peer_port=port)
 
     def note(
         self, text: str, *, session_id: int | None = None, peer_port: int | None = None

@@ -170,8 +170,18 @@ def conformance_impl(impl: Any, pytestconfig: pytest.Config) -> Impl:
 def conformance(conformance_impl: Impl, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A `Harness`: `with conformance.scenario(...) as sc:` runs one scenario."""
     from ._harness import Harness, Timeouts
+    from ._profiles import shrink_budget
 
-    yield Harness(conformance_impl, Timeouts(pytestconfig.getoption("conformance_timeout_scale")))
+    yield Harness(conformance_impl, Timeouts(pytestconfig.getoption("conformance_timeout_scale")),
+                  shrink_budget())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    harness = getattr(item, "funcargs", {}).get("conformance")
+    if harness is not None:
+        harness.begin_test()  # each test has its own shrink budget
+    return (yield)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -221,11 +231,11 @@ def pytest_runtest_makereport(
 def _broken_clauses(exc: BaseException | None) -> list[str]:
     """The clauses a failure names: a ConformanceFailure's, or those inside a group."""
     from ._checker import ConformanceFailure
-    from ._harness import ServerWedged
+    from ._harness import ServerWedged, ShrinkingStopped
 
     if isinstance(exc, ConformanceFailure):
         return exc.clauses
-    if isinstance(exc, ServerWedged):
+    if isinstance(exc, ServerWedged | ShrinkingStopped):
         return _broken_clauses(exc.failure)
     if isinstance(exc, BaseExceptionGroup):
         return list(dict.fromkeys(c for sub in exc.exceptions for c in _broken_clauses(sub)))

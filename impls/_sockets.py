@@ -9,9 +9,13 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "abort_on_close", "listen", "quietly"]
+if TYPE_CHECKING:
+    from conformance.faults import FaultInjector
+
+__all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "FaultOptIn", "abort_on_close", "listen",
+           "quietly"]
 
 # A burst of simultaneous connects waits in the kernel's backlog while the server catches
 # up; a small backlog would turn the burst into SYN retries seconds later (S10). The kernel
@@ -37,6 +41,25 @@ class _Socket(Protocol):
 def abort_on_close(sock: _Socket) -> None:
     """Make the next close() an abort: RST instead of FIN, queued bytes dropped."""
     quietly(sock.setsockopt, socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
+
+
+class FaultOptIn:
+    """The suite's fault injection, opted into (`conformance.faults`): testing plumbing, not
+    part of any model. Without `inject_faults()`, `session_socket` returns the socket as is."""
+
+    _faults: FaultInjector | None = None
+
+    def inject_faults(self, faults: FaultInjector) -> None:
+        """Called by the suite before start(): session sockets will meet its faults."""
+        self._faults = faults
+
+    def session_socket(self, sock: socket.socket, session_id: int, *,
+                       edge_triggered: bool = False) -> socket.socket:
+        """`sock`, or -- under fault injection -- its faulty stand-in (`sock` is then detached:
+        use only the returned socket)."""
+        if self._faults is None:
+            return sock
+        return self._faults.wrap_socket(sock, session_id, edge_triggered=edge_triggered)
 
 
 def quietly(fn: Callable[..., object], *args: object) -> None:

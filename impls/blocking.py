@@ -54,7 +54,7 @@ from impls._core import (
     admit_send,
     run_callback,
 )
-from impls._sockets import ACCEPT_RETRY, abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
 
@@ -80,7 +80,7 @@ class Session:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class BlockingServer:
+class BlockingServer(FaultOptIn):
     """Thread-per-session server on blocking sockets. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -177,7 +177,7 @@ class BlockingServer:
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
         return Session(
             id=sid,
-            sock=conn,
+            sock=self.session_socket(conn, sid),
             peer=(addr[0], addr[1]),
             queue=SendQueue(self._config.send_queue_limit),
             life=Lifecycle(),

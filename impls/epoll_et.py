@@ -63,7 +63,7 @@ from impls._core import (
     admit_send,
     run_callback,
 )
-from impls._sockets import abort_on_close, listen, quietly
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["EpollServer", "make_server"]
 
@@ -123,7 +123,7 @@ class Loop:
             os.eventfd_write(self.waker, 1)
 
 
-class EpollServer:
+class EpollServer(FaultOptIn):
     """Edge-triggered epoll, one loop per worker. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -271,10 +271,10 @@ class EpollServer:
                 conn.close()  # never announced, so nothing is owed to it
                 return
             s = self._table.add(partial(self._new_session, conn=conn, addr=addr, loop=loop))
-        loop.sessions[conn.fileno()] = s
+        loop.sessions[s.sock.fileno()] = s
         # Registering a socket that already has data reports it at once, so nothing that
         # arrived before this line is missed.
-        loop.epoll.register(conn.fileno(), BASE)
+        loop.epoll.register(s.sock.fileno(), BASE)
         ok = self._call(self._handler.on_connect, s.id, s.peer)
         with self._lock:
             s.life.connected()
@@ -284,7 +284,8 @@ class EpollServer:
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int],
                      loop: Loop) -> Session:
         queue = SendQueue(self._config.send_queue_limit)
-        return Session(sid, conn, addr, queue, Lifecycle(), loop)
+        sock = self.session_socket(conn, sid, edge_triggered=True)
+        return Session(sid, sock, addr, queue, Lifecycle(), loop)
 
     # ---- readable
 

@@ -49,6 +49,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._completion_port import ECANCELED, CompletionPort, OpKind, Overlapped, Packet
@@ -63,7 +64,10 @@ from impls._core import (
     ready_to_release,
     run_callback,
 )
-from impls._sockets import abort_on_close, listen, quietly
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
+
+if TYPE_CHECKING:
+    from conformance.faults import FaultInjector
 
 __all__ = ["IocpServer", "make_server"]
 
@@ -110,7 +114,7 @@ class Session:
                 f"send={'pending' if self.send_ov else 'idle'}>")
 
 
-class IocpServer:
+class IocpServer(FaultOptIn):
     """Proactor over an I/O completion port. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -130,7 +134,7 @@ class IocpServer:
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._port = CompletionPort()
+        self._port = CompletionPort(None if self._faults is None else _HeldPackets(self._faults))
         self._listener = listen(host, port)
         self._port.associate(self._listener, Key.LISTENER)
         with self._lock:
@@ -243,10 +247,11 @@ class IocpServer:
                     self._accept_post()
                 return
             self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
-            s = self._table.add(lambda sid: Session(sid, conn, (addr[0], addr[1]), queue))
+            s = self._table.add(lambda sid: Session(
+                sid, self.session_socket(conn, sid), (addr[0], addr[1]), queue))
             s.io.started()  # this handler's own reference, held until it returns
             # Associated before send() can find the id, so its first WSASend has a key.
-            self._port.associate(conn, s)  # completion key = the session
+            self._port.associate(s.sock, s)  # completion key = the session
         ok = self._call(self._handler.on_connect, s.id, s.peer)
         with s.lock:
             s.life.connected()
@@ -373,6 +378,21 @@ class IocpServer:
         with self._lock:
             self._table.remove(s.id)  # after on_release: stop() waits for an empty table
             self._all_done.notify_all()
+
+
+class _HeldPackets:
+    """Under the suite's fault injection, the port holds a session's completion packets back
+    as its schedule says (`conformance.faults`); short completions come from its socket."""
+
+    def __init__(self, faults: FaultInjector) -> None:
+        self.faults = faults
+
+    def cap(self, op: Overlapped) -> int | None:
+        return None
+
+    def delay(self, packet: Packet) -> float:
+        key = packet.key
+        return self.faults.hold(key.id) if isinstance(key, Session) else 0.0
 
 
 make_server = IocpServer

@@ -56,7 +56,7 @@ from impls._core import (
     admit_send,
     run_callback,
 )
-from impls._sockets import ACCEPT_RETRY, abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["SelectServer", "make_server"]
 
@@ -85,7 +85,7 @@ class Session:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class SelectServer:
+class SelectServer(FaultOptIn):
     """One-thread select() loop. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -225,7 +225,7 @@ class SelectServer:
             conn.setblocking(False)
             with self._lock:
                 s = self._table.add(partial(self._new_session, conn=conn, addr=addr))
-            self._by_sock[conn] = s
+            self._by_sock[s.sock] = s
             assert self._handler is not None
             ok = self._call(self._handler.on_connect, s.id, s.peer)
             with self._lock:
@@ -235,7 +235,8 @@ class SelectServer:
 
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
         queue = SendQueue(self._config.send_queue_limit)
-        return Session(sid, conn, (addr[0], addr[1]), queue, Lifecycle())
+        return Session(sid, self.session_socket(conn, sid), (addr[0], addr[1]), queue,
+                       Lifecycle())
 
     # ---- readable
 

@@ -53,7 +53,7 @@ from impls._core import (
     admit_send,
     run_callback,
 )
-from impls._sockets import ACCEPT_BACKLOG, ACCEPT_RETRY, abort_on_close
+from impls._sockets import ACCEPT_BACKLOG, ACCEPT_RETRY, FaultOptIn, abort_on_close
 
 __all__ = ["TrioServer", "make_server"]
 
@@ -65,7 +65,8 @@ _STREAM_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 @dataclass(eq=False)
 class Session:
     id: int
-    stream: trio.SocketStream
+    stream: trio.abc.HalfCloseableStream
+    sock: trio.socket.SocketType
     peer: tuple[str, int]
     queue: SendQueue
     life: Lifecycle = field(default_factory=Lifecycle)
@@ -78,7 +79,7 @@ class Session:
         return f"<Session id={self.id} {self.life} {self.queue}>"
 
 
-class TrioServer:
+class TrioServer(FaultOptIn):
     """A Trio task per session. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -196,7 +197,8 @@ class TrioServer:
             return
         with self._lock:
             s = self._table.add(lambda sid: Session(
-                sid, stream, (host, port), SendQueue(self._config.send_queue_limit)))
+                sid, self._session_stream(stream, sid), stream.socket, (host, port),
+                SendQueue(self._config.send_queue_limit)))
             if self._stopping:  # started after stop() looked at the table
                 s.life.close(CloseReason.STOP)
         if not self._call(self._handler.on_connect, s.id, s.peer):
@@ -263,6 +265,11 @@ class TrioServer:
                 return
             s.fin_sent = True
 
+    def _session_stream(self, stream: trio.SocketStream,
+                        sid: int) -> trio.abc.HalfCloseableStream:
+        """The stream, or under the suite's fault injection its faulty stand-in."""
+        return stream if self._faults is None else self._faults.wrap_stream(stream, sid)
+
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
         an exception ends that session only (S12)."""
@@ -278,7 +285,7 @@ class TrioServer:
     async def _release(self, s: Session) -> None:
         assert self._handler is not None
         if not s.fin_sent:
-            abort_on_close(s.stream.socket)  # linger expired or reset: RST (S9)
+            abort_on_close(s.sock)  # linger expired or reset: RST (S9)
         with trio.CancelScope(shield=True):
             await s.stream.aclose()
         with self._lock:

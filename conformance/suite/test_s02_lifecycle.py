@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import make_payload, tagged
+from conformance._strategies import fault_plans, make_payload, tagged
 
 ENDINGS = ["fin", "reset", "disconnect", "stop"]
 
@@ -25,11 +25,12 @@ ENDINGS = ["fin", "reset", "disconnect", "stop"]
 @pytest.mark.clause("S2", "S3")
 @suite_settings()
 @given(lives=st.lists(st.tuples(st.integers(0, 50_000), st.sampled_from(ENDINGS)),
-                      min_size=1, max_size=8))
-def test_s02_callbacks_in_order_whatever_the_ending(conformance, lives):
+                      min_size=1, max_size=8), faults=fault_plans())
+def test_s02_callbacks_in_order_whatever_the_ending(conformance, lives, faults):
     """Concurrent sessions with generated endings: on_connect, on_recv*, on_release once,
-    never overlapping, nothing after release (S2); the data is each peer's own (S3)."""
-    with conformance.scenario(on_recv=echo) as sc:
+    never overlapping, nothing after release (S2); the data is each peer's own (S3). Also
+    under injected faults, which hit the endings at the least convenient call."""
+    with conformance.scenario(on_recv=echo, faults=faults) as sc:
         peers = [sc.connect() for _ in lives]
         ids = [sc.session(p) for p in peers]
         for p, sid, (size, _) in zip(peers, ids, lives, strict=True):
@@ -40,7 +41,7 @@ def test_s02_callbacks_in_order_whatever_the_ending(conformance, lives):
             sc.wait(lambda sid=sid, size=size: len(sc.rec.received(sid)) >= size, clause="S3",
                     expected=f"on_recv to deliver the {size} bytes the peer of {sid} sent",
                     actual=lambda sid=sid: f"{len(sc.rec.received(sid))} bytes delivered",
-                    session_ids=[sid])
+                    session_ids=[sid], stall=sc.timeouts.call)
             if ending == "fin":
                 p.shut_write()
             elif ending == "reset":

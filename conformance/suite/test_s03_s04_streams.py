@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import KERNEL_BUFFERED, chunkings, make_payload, payloads, tagged
+from conformance._strategies import (
+    KERNEL_BUFFERED,
+    chunkings,
+    fault_plans,
+    make_payload,
+    payloads,
+    tagged,
+)
 
 
 @pytest.mark.clause("S3")
@@ -52,12 +59,13 @@ def test_s03_bytes_sent_during_on_connect_are_all_delivered(conformance, size, s
 @pytest.mark.clause("S3", "S4")
 @suite_settings()
 @given(data=payloads(max_size=2 << 20), chunks=chunkings(1 << 20),
-       rcvbuf=st.sampled_from([None, 4096]))
-def test_s03_s04_echo_whole_and_in_order(conformance, data, chunks, rcvbuf):
+       rcvbuf=st.sampled_from([None, 4096]), faults=fault_plans())
+def test_s03_s04_echo_whole_and_in_order(conformance, data, chunks, rcvbuf, faults):
     """Echo of generated data in generated chunks: both streams exact (S3, S4). Writes of up
     to a megabyte arrive faster than one recv() takes them, so a reader that does not drain
-    leaves bytes behind."""
-    with conformance.scenario(on_recv=echo) as sc:
+    leaves bytes behind. Under injected faults (short reads and writes, EAGAIN, interrupted
+    calls, held completions) nothing changes: they are the kernel's to give."""
+    with conformance.scenario(on_recv=echo, faults=faults) as sc:
         peer = sc.connect(rcvbuf=rcvbuf)
         sid = sc.session(peer)
         peer.queue(data, chunks)

@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import chunkings, payloads
+from conformance._strategies import chunkings, fault_plans, payloads
 
 
 @pytest.mark.clause("S5")
 @suite_settings()
 @given(data=st.one_of(st.just(b""), payloads(max_size=128 << 10)), chunks=chunkings(4096),
-       reply=payloads(max_size=64 << 10))
-def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, reply):
+       reply=payloads(max_size=64 << 10), faults=fault_plans())
+def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, reply, faults):
     """Peer sends, then FIN: every byte reaches on_recv before on_release, the echo and the
     reply queued from the last on_recv reach the peer, then EOF, then release (S5)."""
     replied: set[int] = set()
@@ -32,7 +32,7 @@ def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, re
             replied.add(sid)
             rec.send(sid, reply)
 
-    with conformance.scenario(on_recv=echo_then_reply_once) as sc:
+    with conformance.scenario(on_recv=echo_then_reply_once, faults=faults) as sc:
         peer = sc.connect()
         sid = sc.session(peer)
         peer.queue(data, chunks)

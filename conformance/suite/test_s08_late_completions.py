@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
+from conformance._strategies import fault_plans
 
 ENDINGS = ["reset", "fin", "disconnect", "stop"]
 
@@ -28,12 +29,13 @@ ENDINGS = ["reset", "fin", "disconnect", "stop"]
 @given(plan=st.lists(
     st.tuples(st.integers(0, 2 << 20), st.integers(0, 64 << 10), st.sampled_from(ENDINGS),
               st.booleans()),
-    min_size=2, max_size=10))
-def test_s08_sessions_ending_mid_transfer_touch_no_other_session(conformance, plan):
+    min_size=2, max_size=10), faults=fault_plans(resets=True))
+def test_s08_sessions_ending_mid_transfer_touch_no_other_session(conformance, plan, faults):
     """Sessions end (RST, FIN, disconnect(), stop()) with bytes in flight both ways; every
     byte anyone receives is its own, no callback follows on_release, stale ids land nowhere
     (S8, S2)."""
-    with conformance.scenario(on_recv=echo, linger=0.3, send_queue_limit=8 << 20) as sc:
+    with conformance.scenario(on_recv=echo, linger=0.3, send_queue_limit=8 << 20,
+                              faults=faults) as sc:
         peers = [sc.connect(rcvbuf=4096 if not reads else None)
                  for _, _, _, reads in plan]
         ids = [sc.session(p) for p in peers]

@@ -12,16 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance._profiles import suite_settings
-from conformance._strategies import KERNEL_BUFFERED, payloads
+from conformance._strategies import KERNEL_BUFFERED, fault_plans, payloads
 
 
 @pytest.mark.clause("S9")
 @suite_settings()
-@given(queued=st.lists(payloads(max_size=256 << 10), max_size=4))
-def test_s09_disconnect_flushes_then_closes(conformance, queued):
+@given(queued=st.lists(payloads(max_size=256 << 10), max_size=4), faults=fault_plans())
+def test_s09_disconnect_flushes_then_closes(conformance, queued, faults):
     """send() x N, disconnect(): True once, then False; send() -> False; the reading peer gets
     every accepted byte, then EOF; on_release once (S9)."""
-    with conformance.scenario(send_queue_limit=sum(map(len, queued)) + 1) as sc:
+    with conformance.scenario(send_queue_limit=sum(map(len, queued)) + 1, faults=faults) as sc:
         peer = sc.connect()
         sid = sc.session(peer)
         for data in queued:

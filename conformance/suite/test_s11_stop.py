@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from conformance._apps import echo
 from conformance._calls import bounded_call
 from conformance._profiles import suite_settings
-from conformance._strategies import payloads
+from conformance._strategies import fault_plans, payloads
 
 
 def open_fds() -> int:
@@ -29,11 +29,12 @@ def open_fds() -> int:
 
 @pytest.mark.clause("S11")
 @suite_settings()
-@given(idle=st.integers(0, 5), busy=st.lists(payloads(max_size=128 << 10), max_size=4))
-def test_s11_stop_releases_everything_and_closes_the_door(conformance, idle, busy):
+@given(idle=st.integers(0, 5), busy=st.lists(payloads(max_size=128 << 10), max_size=4),
+       faults=fault_plans())
+def test_s11_stop_releases_everything_and_closes_the_door(conformance, idle, busy, faults):
     """stop() with idle and busy sessions: all released before it returns (harness), the
     listener refuses connections, send/disconnect -> False, stop() again is harmless (S11)."""
-    with conformance.scenario(on_recv=echo) as sc:
+    with conformance.scenario(on_recv=echo, faults=faults) as sc:
         peers = [sc.connect() for _ in range(idle + len(busy))]
         ids = [sc.session(p) for p in peers]
         for p, data in zip(peers[idle:], busy, strict=True):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from conformance._apps import echo
 from conformance._peers import echoed
 from conformance._profiles import suite_settings
+from conformance._strategies import chunkings, fault_plans, tagged
 
 BOOM = b"BOOM"
 
@@ -95,3 +96,30 @@ def test_s12_reset_releases_only_its_session(conformance, resets, bystanders, wi
                  expected="the other sessions to keep echoing after the resets")
         for p in others:
             sc.settle(p)
+
+
+@pytest.mark.clause("S12", "S3", "S4")
+@suite_settings()
+@given(sizes=st.lists(st.integers(1, 200_000), min_size=2, max_size=5),
+       chunks=chunkings(16 << 10), faults=fault_plans(resets=True))
+def test_s12_a_reset_at_any_call_ends_only_its_session(conformance, sizes, chunks, faults):
+    """Connections reset at injected points -- before a recv, before a send, in the middle of
+    an echo (fault injection, for implementations that opt in): each reset session is
+    released, and every other session's echo arrives whole, then EOF (S12, S3, S4). The
+    reset sessions' streams must still be prefixes of the truth (S3, S4)."""
+    with conformance.scenario(on_recv=echo, faults=faults) as sc:
+        peers = [sc.connect() for _ in sizes]
+        ids = [sc.session(p, clause="S12") for p in peers]
+        for p, sid, size in zip(peers, ids, sizes, strict=True):
+            p.queue(tagged(sid, size), chunks)
+            p.shut_write()
+        sc.drive(peers, until=lambda: all(p.eof is not None for p in peers), clause="S12",
+                 expected="every connection to end: an echo and EOF, or a reset",
+                 stall=sc.timeouts.call, session_ids=ids)
+        reset = sc.faults.reset_ids if sc.faults is not None else set()
+        for p, sid in zip(peers, ids, strict=True):
+            sc.released(sid, clause="S12" if sid in reset else "S5",
+                        why="after its connection was reset" if sid in reset
+                        else "after its peer's FIN and the echo's flush")
+            whole = sid not in reset
+            sc.settle(p, inbound_complete=whole, outbound_complete=whole)

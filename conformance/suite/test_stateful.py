@@ -9,6 +9,7 @@ like a bug report: "connect; peer 0 sends 3 bytes; server disconnects 0; send(0)
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     consumes,
+    initialize,
     invariant,
     rule,
     run_state_machine_as_test,
@@ -28,7 +30,8 @@ from conformance._checker import ConformanceFailure, check_identity, check_lifec
 from conformance._harness import Harness, Scenario
 from conformance._peers import Peer
 from conformance._profiles import suite_settings
-from conformance._strategies import tagged
+from conformance._strategies import fault_plans, tagged
+from conformance.faults import FaultPlan
 
 
 @dataclass(eq=False)
@@ -51,9 +54,16 @@ class SessionMachine(RuleBasedStateMachine):
 
     def __init__(self, harness: Harness) -> None:
         super().__init__()
-        self._cm = harness.scenario(on_recv=echo)
-        self.sc: Scenario = self._cm.__enter__()
+        self.harness = harness
+        self._cm: contextlib.AbstractContextManager[Scenario] | None = None
         self.open: list[Model] = []
+
+    @initialize(faults=fault_plans())
+    def start(self, faults: FaultPlan) -> None:
+        """The server, with the faults it will meet (if it opts in): the first step, so a
+        counterexample shows them and shrinks them with the rest."""
+        self._cm = self.harness.scenario(on_recv=echo, faults=faults)
+        self.sc: Scenario = self._cm.__enter__()
 
     # ---- rules: the Session operations and what a peer can do
 
@@ -131,6 +141,8 @@ class SessionMachine(RuleBasedStateMachine):
         # Called from a `finally`: if a step failed, let the scenario clean up around that
         # failure; otherwise stop(), S11, and the S1-S4 check of the whole trace.
         failure = sys.exc_info()[1]
+        if self._cm is None:
+            return  # the server never started
         if failure is None:
             for m in self.open:
                 self.sc.settle(m.peer, inbound_complete=True)  # S3 exact; S4 a prefix so far
