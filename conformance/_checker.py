@@ -24,6 +24,7 @@ __all__ = [
     "ConformanceFailure",
     "Stream",
     "Violation",
+    "check_causes",
     "check_identity",
     "check_lifecycle",
     "check_streams",
@@ -215,7 +216,63 @@ def check_trace(
         check_identity(events)
         + check_lifecycle(events, final=final)
         + check_streams(events, streams)
+        + check_causes(events)
     )
+
+
+def check_causes(events: Sequence[TraceEvent]) -> list[Violation]:
+    """Every ending has a reason of its own, and no thread dies.
+
+    S2: a session ends -- on_release, or its peer sees the connection reset -- only for a
+    reason of its own: its peer's FIN or RST (or a fault injected into it), disconnect() of
+    its id, its own callback raising, or stop(). An ending with none of these before it is
+    a bug: a would-block taken for the peer's close, a late completion landing on the next
+    session that uses the same socket handle, one socket's error tearing down its neighbour.
+
+    S12: no thread of the implementation dies of an exception (an error ends at most one
+    session; a dead worker or loop stops serving all of them).
+    """
+    ordered = sorted(events, key=lambda e: e.seq)
+    connects: dict[int, list[TraceEvent]] = defaultdict(list)  # port -> its on_connects
+    for e in ordered:
+        if e.kind is Kind.CONNECT and e.peer_port is not None:
+            connects[e.peer_port].append(e)
+    explained: set[int] = set()
+    stopping = False  # stop() was called: every ending from then on has its reason
+    out: list[Violation] = []
+    for e in ordered:
+        sid = e.session_id
+        if e.kind is Kind.NOTE:
+            if e.error:
+                out.append(Violation(
+                    "S12", "every thread of the server to go on serving (an error ends at "
+                    "most one session)", f"{e.detail} of {e.error}"))
+                continue
+            if sid is None and e.peer_port is not None:
+                sid = _session_by_port(connects[e.peer_port], e)
+            stopping = stopping or (e.ends and sid is None and e.peer_port is None)
+            if sid is None:
+                continue
+            if e.ends:
+                explained.add(sid)
+            elif e.broke and sid not in explained and not stopping:
+                explained.add(sid)  # one report per session
+                out.append(_unexplained(sid, f"its peer saw the connection reset "
+                                             f"({e.detail}) with none of these before it"))
+        elif sid is None:
+            continue
+        elif (e.kind is Kind.DISCONNECT and e.result) or (e.kind in CALLBACKS and e.error):
+            explained.add(sid)
+        elif e.kind is Kind.RELEASE and sid not in explained and not stopping:
+            explained.add(sid)
+            out.append(_unexplained(sid, f"on_release({sid}) came with none of these before it"))
+    return out
+
+
+def _unexplained(sid: int, actual: str) -> Violation:
+    return Violation(
+        "S2", f"session {sid} to live until its peer closes or resets, disconnect({sid}), a "
+        f"callback of its own raises, or stop()", actual, sid)
 
 
 # ---- the verdict
@@ -301,6 +358,15 @@ class ConformanceFailure(AssertionError):
         if timeline:
             parts += ["timeline (seconds since the scenario began, thread, event):", timeline]
         super().__init__("\n".join(parts))
+
+    def add(self, more: Sequence[Violation]) -> None:
+        """Name further violations found in the trace (after the message was made)."""
+        new = [v for v in more if v.clause not in self.clauses]
+        if not new:
+            return
+        self.clauses += list(dict.fromkeys(v.clause for v in new))
+        lines = [f"  also {v}" for v in new[:5]]
+        self.args = ("\n".join([str(self.args[0]), "found in the trace so far:", *lines]),)
 
     @classmethod
     def from_violations(

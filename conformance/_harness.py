@@ -163,11 +163,13 @@ class Harness:
         sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config),
                       faults)
         began = time.monotonic()
-        with _watchdog(self.timeouts.scenario, sc.rec):
+        with _watchdog(self.timeouts.scenario, sc.rec), _thread_deaths(sc.rec):
             try:
                 sc._start()
                 yield sc
             except BaseException as failure:
+                if isinstance(failure, ConformanceFailure):
+                    sc._add_trace_violations(failure)
                 stuck = sc._cleanup()
                 if stuck is not None and not isinstance(failure, ScenarioHang | ServerWedged):
                     raise ServerWedged(failure, stack_of(stuck)) from failure
@@ -196,7 +198,7 @@ class Scenario:
         inject = getattr(self.server, "inject_faults", None)
         if faults is not None and faults.sessions and callable(inject):
             self.faults = FaultInjector(
-                faults, lambda text, sid: rec.note(text, session_id=sid),
+                faults, lambda text, sid, ends: rec.note(text, session_id=sid, ends=ends),
                 rec.index.peer_order.get)
             inject(self.faults)
         self.address: tuple[str, int] = ("127.0.0.1", 0)
@@ -385,6 +387,7 @@ class Scenario:
             return
         self.stopped = True
         limit = self.timeouts.stop(self.config)
+        self.rec.note("the test calls stop()", ends=True)
         outcome, thread = bounded_call(self.server.stop, limit)
         if thread is not None:
             raise self.fail("S11", f"stop() to return within {limit:g} s",
@@ -407,9 +410,17 @@ class Scenario:
         __tracebackhide__ = True
         try:
             self.stop()
+        except ConformanceFailure as failure:
+            self._add_trace_violations(failure)
+            raise
         finally:
             self._close_peers()
         self.check(final=True)
+
+    def _add_trace_violations(self, failure: ConformanceFailure) -> None:
+        """A failure also names what the trace so far shows broken (S1-S4, S12's causes):
+        often the first symptom, such as the innocent session a late completion ended."""
+        failure.add(check_trace(self.rec.trace(), self.streams, final=False))
 
     def _cleanup(self) -> threading.Thread | None:
         """After a failure: stop and close quietly; returns stop()'s thread if it hung."""
@@ -443,6 +454,29 @@ class _ProgressWatch:
         if count != self.last:
             self.last, self.since = count, now
         return now - self.since >= self.stall
+
+
+# ---- threads that die
+
+
+@contextmanager
+def _thread_deaths(rec: Recorder) -> Iterator[None]:
+    """Record every thread that dies of an exception during the scenario (S12: an error ends
+    at most one session; a dead worker or event loop stops serving all of them). The
+    previous `threading.excepthook` still runs, so the traceback is printed as usual."""
+    previous = threading.excepthook
+
+    def died(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not SystemExit:
+            name = args.thread.name if args.thread is not None else "a thread"
+            rec.note(f"thread {name} died", error=f"{args.exc_type.__name__}: {args.exc_value}")
+        previous(args)
+
+    threading.excepthook = died
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 # ---- the watchdog

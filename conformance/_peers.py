@@ -102,10 +102,11 @@ class Peer:
             self.note(f"peer buffers:{bufs}")
         if reset:
             self.eof = "reset"
-            self.note(f"peer :{self.port} was reset as it connected")
+            self.note(f"peer :{self.port} was reset as it connected", broke=True)
 
-    def note(self, text: str) -> None:
-        self.recorder.note(text, session_id=self.session_id, peer_port=self.port)
+    def note(self, text: str, *, ends: bool = False, broke: bool = False) -> None:
+        self.recorder.note(text, session_id=self.session_id, peer_port=self.port, ends=ends,
+                           broke=broke)
 
     def __repr__(self) -> str:
         return (
@@ -146,28 +147,27 @@ class Peer:
     def reset(self) -> None:
         """Abort the connection: SO_LINGER 0 then close, so the server gets RST."""
         if not self.closed:
+            self.note(f"peer :{self.port} sends RST", ends=True)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
             self.close(quiet=True)
-            self.note(f"peer :{self.port} sends RST")
 
     def close(self, *, quiet: bool = False) -> None:
         if not self.closed:
+            if not quiet:
+                self.note(f"peer :{self.port} closed", ends=True)
             self.closed = True
             self.sock.close()
-            if not quiet:
-                self.note(f"peer :{self.port} closed")
 
     # ---- I/O steps, called by drive()
 
     def _flush_shutdown(self) -> None:
         if self._shut_after_send and not self._outbox and not self.closed:
             self._shut_after_send = False
+            self.note("peer SHUT_WR (half-close)", ends=True)
             try:
                 self.sock.shutdown(socket.SHUT_WR)
             except OSError as exc:
                 self.note(f"peer SHUT_WR failed: {exc}")
-            else:
-                self.note("peer SHUT_WR (half-close)")
 
     def _write(self) -> None:
         while self._outbox:
@@ -177,7 +177,8 @@ class Peer:
             except BlockingIOError:
                 return
             except OSError as exc:
-                self.note(f"peer send failed: {exc!r}; {self.outbox_bytes} bytes unsent")
+                self.note(f"peer send failed: {exc!r}; {self.outbox_bytes} bytes unsent",
+                          broke=isinstance(exc, ConnectionResetError))
                 self._outbox.clear()
                 return
             self.sent += chunk[:n]
@@ -194,7 +195,8 @@ class Peer:
             return
         except OSError as exc:
             self.eof = "reset"
-            self.note(f"peer read error {type(exc).__name__} after {len(self.received)} bytes")
+            self.note(f"peer read error {type(exc).__name__} after {len(self.received)} bytes",
+                      broke=True)
             return
         if data:
             self.received += data

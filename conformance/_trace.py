@@ -44,6 +44,8 @@ class TraceEvent:
     detail: str = ""  # the peer address (on_connect) or the note's text
     error: str = ""  # what the callback raised, if it did
     peer_port: int | None = None  # the client port, for notes made before the id is known
+    ends: bool = False  # a note of something that may end a session: FIN, RST, stop() (S2)
+    broke: bool = False  # a note that a peer saw its connection reset (S2: needs a cause)
 
     def describe(self) -> str:
         """One line of timeline: `on_recv(3, 12 bytes b'hello')`."""
@@ -186,11 +188,17 @@ class Recorder:
         return self.note(f"peer :{port} connecting", peer_port=port)
 
     def note(
-        self, text: str, *, session_id: int | None = None, peer_port: int | None = None
+        self, text: str, *, session_id: int | None = None, peer_port: int | None = None,
+        ends: bool = False, error: str = "", broke: bool = False,
     ) -> int:
-        """Put what a peer or the test did into the timeline; returns its seq."""
+        """Put what a peer or the test did into the timeline; returns its seq. `ends`: this
+        may end the session (or, without an id or port, every session): made *before* the
+        action, so that a release it causes comes after it (S2's check of causes).
+        `error`: a thread of the implementation died of it (S12). `broke`: a peer saw its
+        connection reset (S2: that needs a cause too)."""
         seq, t = self._begin()
-        self._end(seq, t, Kind.NOTE, session_id, detail=text, peer_port=peer_port)
+        self._end(seq, t, Kind.NOTE, session_id, detail=text, peer_port=peer_port, ends=ends,
+                  error=error, broke=broke)
         return seq
 
     # ---- bookkeeping
@@ -212,6 +220,8 @@ class Recorder:
         detail: str = "",
         error: str = "",
         peer_port: int | None = None,
+        ends: bool = False,
+        broke: bool = False,
     ) -> None:
         with self._cond:
             self._seq += 1
@@ -227,6 +237,8 @@ class Recorder:
                 detail=detail,
                 error=error,
                 peer_port=peer_port,
+                ends=ends,
+                broke=broke,
             )
             self.events.append(event)
             ix = self.index

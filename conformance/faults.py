@@ -117,13 +117,14 @@ class FaultPlan:
         return any(s.resets for s in self.sessions)
 
 
-Note = Callable[[str, int], object]  # (text, session_id): into the timeline
+Note = Callable[[str, int, bool], object]  # (text, session_id, ends it): into the timeline
 
 
 class FaultInjector:
     """Hands each session's calls their steps. Thread-safe: implementation threads call it.
 
-    `note(text, session_id)` puts each injected fault into the timeline, and `peer_order(port)`
+    `note(text, session_id, ends)` puts each injected fault into the timeline (`ends`: a
+    RESET, which ends the session), and `peer_order(port)`
     says how many test peers connected before the one on client `port` (the harness passes
     its recorder's): the k-th peer's session gets schedule k, whichever thread or loop
     accepts it first. `reset_ids` holds the sessions whose connection a RESET ended, and
@@ -250,7 +251,7 @@ class FaultInjector:
         with self._lock:
             self.injected[fault] += 1
         if self._note is not None:
-            self._note(f"fault: {text}", session_id)
+            self._note(f"fault: {text}", session_id, fault == Fault.RESET.value)
 
 
 class _FaultySocket(socket.socket):

@@ -96,7 +96,7 @@ def test_s13_calls_from_foreign_threads_while_callbacks_run(conformance, threads
                  session_ids=[sid])
         if errors:
             raise errors[0]
-        done = threading.Thread(target=sc.server.disconnect, args=(sid,), name="app-closer",
+        done = threading.Thread(target=sc.rec.disconnect, args=(sid,), name="app-closer",
                                 daemon=True)
         done.start()
         sc.drive([peer], until=lambda: peer.eof is not None and not done.is_alive(),

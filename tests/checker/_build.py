@@ -29,6 +29,9 @@ class TraceBuilder:
         detail: str = "",
         peer_port: int | None = None,
         thread: str | None = None,
+        ends: bool = False,
+        error: str = "",
+        broke: bool = False,
     ) -> TraceEvent:
         self.seq += 1
         seq = self.seq
@@ -45,6 +48,9 @@ class TraceBuilder:
             t=seq / 1000,
             detail=detail,
             peer_port=peer_port,
+            ends=ends,
+            error=error,
+            broke=broke,
         )
         self.events.append(event)
         return event
@@ -56,8 +62,15 @@ class TraceBuilder:
     def recv(self, session_id: Any, data: bytes) -> TraceEvent:
         return self.add(Kind.RECV, session_id, data=data)
 
-    def release(self, session_id: Any) -> TraceEvent:
+    def release(self, session_id: Any, *, cause: bool = True) -> TraceEvent:
+        """on_release; with `cause`, after a note of its peer's FIN (S12: a release has one)."""
+        if cause:
+            self.fin(session_id)
         return self.add(Kind.RELEASE, session_id)
+
+    def fin(self, session_id: Any) -> TraceEvent:
+        return self.add(Kind.NOTE, session_id, detail="peer SHUT_WR (half-close)", thread="",
+                        ends=True)
 
     def send(self, session_id: Any, data: bytes, result: bool | None = True) -> TraceEvent:
         return self.add(Kind.SEND, session_id, data=data, result=result, thread="test")
@@ -66,9 +79,11 @@ class TraceBuilder:
         return self.add(Kind.DISCONNECT, session_id, result=result, thread="test")
 
     def note(
-        self, text: str, *, session_id: int | None = None, peer_port: int | None = None
+        self, text: str, *, session_id: int | None = None, peer_port: int | None = None,
+        ends: bool = False,
     ) -> TraceEvent:
-        return self.add(Kind.NOTE, session_id, detail=text, peer_port=peer_port, thread="")
+        return self.add(Kind.NOTE, session_id, detail=text, peer_port=peer_port, thread="",
+                        ends=ends)
 
     def session(self, session_id: int, *chunks: bytes, release: bool = True) -> None:
         """A whole well-behaved session: on_connect, on_recv per chunk, on_release."""
