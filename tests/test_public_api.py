@@ -28,6 +28,24 @@ def test_api_module_is_the_contract():
         assert getattr(conformance.api.SessionServer, method).__doc__, method
 
 
+def test_faults_module_is_the_opt_in_surface():
+    """What an implementation that opts in to fault injection uses (docs/plugging-in.md §7)."""
+    import conformance.faults as faults
+
+    assert set(faults.__all__) == {"Fault", "FaultInjector", "FaultPlan", "SessionFaults", "Step"}
+    for method in ("wrap_socket", "wrap_stream", "hold", "next"):
+        assert getattr(faults.FaultInjector, method).__doc__, method
+
+
+def test_reference_implementations_opt_in_to_fault_injection():
+    from conformance import ServerConfig, resolve
+    from impls import BUILTINS
+
+    for name in BUILTINS:
+        server = resolve(name).build(ServerConfig())
+        assert callable(getattr(server, "inject_faults", None)), name
+
+
 def test_reference_implementations_satisfy_the_protocol():
     from conformance import ServerConfig, SessionServer, resolve
     from impls import BUILTINS
