@@ -223,7 +223,7 @@ class FaultInjector:
         fault = step.fault
         if fault is Fault.NONE or (fault is Fault.WOULD_BLOCK and not would_block):
             return None
-        self._record(fault.value, session_id, f"{op} #{n + 1} of {session_id}: {step!r}")
+        self._record(fault.value, session_id, f"{op} #{n + 1} of session {session_id}: {step!r}")
         if fault is Fault.RESET:
             with self._lock:
                 self.reset_ids.add(session_id)

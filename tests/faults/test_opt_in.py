@@ -54,7 +54,7 @@ def echo_once(factory: Any) -> tuple[Any, list[str]]:
 def test_a_server_that_opts_in_meets_the_plan() -> None:
     faults, notes = echo_once(SelectServer)
     assert faults is not None and faults.injected["short"] == 1
-    assert any(n.startswith("fault: recv #1 of ") and "short(2)" in n for n in notes)
+    assert any(n.startswith("fault: recv #1 of session ") and "short(2)" in n for n in notes)
 
 
 def test_a_server_without_inject_faults_runs_fault_free() -> None:
