@@ -12,6 +12,7 @@ Nothing here sleeps: every wait is a select() bounded by a `Deadline`.
 
 from __future__ import annotations
 
+import math
 import selectors
 import socket
 import struct
@@ -26,6 +27,8 @@ __all__ = ["Deadline", "Peer", "drive", "echoed"]
 
 # Read this much per recv(): the test peer should not be the bottleneck of a transfer.
 READ_SIZE = 256 * 1024
+# Most pieces one queue() cuts its data into (see Peer.queue).
+MAX_PIECES = 4096
 # SO_LINGER on, timeout 0: close() sends RST.
 RESET_LINGER = struct.pack("ii", 1, 0)
 # drive() re-evaluates its `until` condition at least this often, for conditions that do not
@@ -117,14 +120,23 @@ class Peer:
     # ---- what the test asks a peer to do
 
     def queue(self, data: bytes, chunks: Sequence[int] = ()) -> None:
-        """Send `data` in pieces of the given sizes (cycled; whole if empty) as drive() runs."""
-        sizes = cycle([c for c in chunks if c > 0] or [len(data) or 1])
+        """Send `data` in pieces of the given sizes (cycled; whole if empty) as drive() runs.
+
+        At most MAX_PIECES pieces: sizes that would cut more (1-byte writes of megabytes) are
+        scaled up, so the test measures the server, not two million send() calls of the peer.
+        """
+        sizes = [c for c in chunks if c > 0] or [len(data) or 1]
+        pieces = len(data) * len(sizes) / sum(sizes)
+        if pieces > MAX_PIECES:
+            factor = math.ceil(pieces / MAX_PIECES)
+            sizes = [c * factor for c in sizes]
         view, pos = memoryview(bytes(data)), 0
-        while pos < len(view):
-            n = next(sizes)
+        for n in cycle(sizes):
+            if pos >= len(view):
+                break
             self._outbox.append(view[pos : pos + n])
             pos += n
-        shown = list(chunks[:4]) + (["..."] if len(chunks) > 4 else [])
+        shown = sizes[:4] + (["..."] if len(sizes) > 4 else [])
         self.note(f"peer queues {len(data)} bytes" + (f" in chunks {shown}" if chunks else ""))
 
     @property
