@@ -29,6 +29,9 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
+from hypothesis import event
+from hypothesis.control import currently_in_test_context
+
 from ._calls import bounded_call, stack_of
 from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
 from ._loading import Impl, bound_address
@@ -180,6 +183,9 @@ class Harness:
                     raise ShrinkingStopped(failure, self._failing, budget) from failure
                 raise
             sc._finish()
+        if sc.faults is not None and currently_in_test_context():
+            kinds = sorted(k for k, n in sc.faults.injected.items() if n)
+            event(f"faults injected: {', '.join(kinds) or 'none'}")  # --hypothesis-show-statistics
 
 
 class Scenario:
