@@ -233,10 +233,7 @@ def check_causes(events: Sequence[TraceEvent]) -> list[Violation]:
     session; a dead worker or loop stops serving all of them).
     """
     ordered = sorted(events, key=lambda e: e.seq)
-    connects: dict[int, list[TraceEvent]] = defaultdict(list)  # port -> its on_connects
-    for e in ordered:
-        if e.kind is Kind.CONNECT and e.peer_port is not None:
-            connects[e.peer_port].append(e)
+    connects = _connects_by_port(ordered)
     explained: set[int] = set()
     stopping = False  # stop() was called: every ending from then on has its reason
     out: list[Violation] = []
@@ -290,10 +287,7 @@ def render_timeline(
     Notes a peer made before its id was known are placed with the session its port got.
     """
     ordered = sorted(events, key=lambda e: e.seq)
-    connects: dict[int, list[TraceEvent]] = defaultdict(list)  # port -> its on_connects
-    for e in ordered:
-        if e.kind is Kind.CONNECT and e.peer_port is not None:
-            connects[e.peer_port].append(e)
+    connects = _connects_by_port(ordered)
     blocks: dict[int | None, list[TraceEvent]] = defaultdict(list)
     for e in ordered:
         sid = e.session_id
@@ -321,6 +315,15 @@ def render_timeline(
         lines.append("test:")
         lines.extend(f"  {e.t:+9.4f}s  {'test':<14} {e.describe()}" for e in blocks[None][-8:])
     return "\n".join(lines)
+
+
+def _connects_by_port(ordered: Sequence[TraceEvent]) -> defaultdict[int, list[TraceEvent]]:
+    """Client port -> its on_connect events, in order (a port never seen: an empty list)."""
+    connects: defaultdict[int, list[TraceEvent]] = defaultdict(list)
+    for e in ordered:
+        if e.kind is Kind.CONNECT and e.peer_port is not None:
+            connects[e.peer_port].append(e)
+    return connects
 
 
 def _session_by_port(connects: Sequence[TraceEvent], note: TraceEvent) -> int | None:
