@@ -171,13 +171,8 @@ class FaultInjector:
 
     def hold(self, session_id: int) -> float:
         """Seconds to hold back the next completion packet of `session_id` (0: none)."""
-        with self._lock:
-            schedule = self._schedules.get(session_id)
-            if schedule is None:
-                return 0.0
-            n = self._calls[(session_id, "hold")]
-            self._calls[(session_id, "hold")] += 1
-            seconds = schedule.hold[n] if n < len(schedule.hold) else 0.0
+        n, holds = self._draw(session_id, "hold")
+        seconds = holds[n] if n < len(holds) else 0.0
         if seconds > 0:
             self._record("hold", session_id, f"completion of {session_id} held "
                          f"{seconds * 1000:g} ms")
@@ -188,17 +183,23 @@ class FaultInjector:
     def next(self, session_id: int, op: str) -> Step:
         """The step for the next `op` ("recv" or "send") call of `session_id`: for an
         implementation that plays the steps itself (`before` does it for stdlib sockets)."""
-        return self._take(session_id, op)[1]
+        return self._step(session_id, op)[1]
 
-    def _take(self, session_id: int, op: str) -> tuple[int, Step]:
+    def _step(self, session_id: int, op: str) -> tuple[int, Step]:
+        """(call number from 0, its step) for the next `op` call of `session_id`."""
+        n, steps = self._draw(session_id, op)
+        return n, (steps[n] if n < len(steps) else Step())
+
+    def _draw(self, session_id: int, what: str) -> tuple[int, Sequence[Any]]:
+        """Count one more `what` ("recv", "send" or "hold") for `session_id`: returns how
+        many came before it and that part of the session's schedule (empty: none)."""
         with self._lock:
             schedule = self._schedules.get(session_id)
             if schedule is None:
-                return 0, Step()
-            steps: Sequence[Step] = schedule.recv if op == "recv" else schedule.send
-            n = self._calls[(session_id, op)]
-            self._calls[(session_id, op)] += 1
-        return n, (steps[n] if n < len(steps) else Step())
+                return 0, ()
+            n = self._calls[(session_id, what)]
+            self._calls[(session_id, what)] += 1
+            return n, getattr(schedule, what)
 
     def before(self, sock: socket.socket, session_id: int, op: str, *,
                would_block: bool) -> int | None:
@@ -219,7 +220,7 @@ class FaultInjector:
              would_block: bool) -> Step | None:
         """The next step to play, noted in the timeline; None if there is nothing to play.
         A RESET is done here, on `sock`; the other faults are the caller's to play."""
-        n, step = self._take(session_id, op)
+        n, step = self._step(session_id, op)
         fault = step.fault
         if fault is Fault.NONE or (fault is Fault.WOULD_BLOCK and not would_block):
             return None
