@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import trio
+
     from conformance.faults import FaultInjector
 
 __all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "FaultOptIn", "abort_on_close", "listen",
@@ -45,7 +47,8 @@ def abort_on_close(sock: _Socket) -> None:
 
 class FaultOptIn:
     """The suite's fault injection, opted into (`conformance.faults`): testing plumbing, not
-    part of any model. Without `inject_faults()`, `session_socket` returns the socket as is."""
+    part of any model. Without `inject_faults()`, `session_socket` and `session_stream`
+    return what they are given."""
 
     _faults: FaultInjector | None = None
 
@@ -60,6 +63,13 @@ class FaultOptIn:
         if self._faults is None:
             return sock
         return self._faults.wrap_socket(sock, session_id, edge_triggered=edge_triggered)
+
+    def session_stream(self, stream: trio.SocketStream,
+                       session_id: int) -> trio.abc.HalfCloseableStream:
+        """The same for a Trio stream (Trio bypasses a wrapped socket's methods)."""
+        if self._faults is None:
+            return stream
+        return self._faults.wrap_stream(stream, session_id)
 
 
 def quietly(fn: Callable[..., object], *args: object) -> None:

@@ -197,7 +197,7 @@ class TrioServer(FaultOptIn):
             return
         with self._lock:
             s = self._table.add(lambda sid: Session(
-                sid, self._session_stream(stream, sid), stream.socket, (host, port),
+                sid, self.session_stream(stream, sid), stream.socket, (host, port),
                 SendQueue(self._config.send_queue_limit)))
             if self._stopping:  # started after stop() looked at the table
                 s.life.close(CloseReason.STOP)
@@ -264,11 +264,6 @@ class TrioServer(FaultOptIn):
             except _STREAM_GONE:
                 return
             s.fin_sent = True
-
-    def _session_stream(self, stream: trio.SocketStream,
-                        sid: int) -> trio.abc.HalfCloseableStream:
-        """The stream, or under the suite's fault injection its faulty stand-in."""
-        return stream if self._faults is None else self._faults.wrap_stream(stream, sid)
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
