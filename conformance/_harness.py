@@ -170,6 +170,7 @@ class Harness:
             try:
                 sc._start()
                 yield sc
+                sc._finish()  # stop(), S11 and the final trace check fail like the rest
             except BaseException as failure:
                 if isinstance(failure, ConformanceFailure):
                     sc._add_trace_violations(failure)
@@ -182,7 +183,6 @@ class Harness:
                         and self._failing > budget:
                     raise ShrinkingStopped(failure, self._failing, budget) from failure
                 raise
-            sc._finish()
         if sc.faults is not None and currently_in_test_context():
             kinds = sorted(k for k, n in sc.faults.injected.items() if n)
             event(f"faults injected: {', '.join(kinds) or 'none'}")  # --hypothesis-show-statistics
@@ -416,9 +416,6 @@ class Scenario:
         __tracebackhide__ = True
         try:
             self.stop()
-        except ConformanceFailure as failure:
-            self._add_trace_violations(failure)
-            raise
         finally:
             self._close_peers()
         self.check(final=True)
