@@ -101,3 +101,16 @@ def test_s3_the_recorder_keeps_the_object_and_gives_the_application_a_copy() -> 
     assert event.passed is view
     assert event.data == b"abc" and seen == [b"abc"] and type(seen[0]) is bytes
     assert clauses(check_streams(rec.trace(), [])) == ["S3"]
+
+
+def test_s3_the_report_shows_bytes_that_changed_if_any_did() -> None:
+    """S3: of a session's lent buffers, the report shows one whose bytes changed, the
+    clearest evidence, even if an unchanged one came first."""
+    ring = bytearray(b"abcd")
+    b = TraceBuilder()
+    b.connect(1)
+    passing(b, 1, memoryview(ring)[:2])
+    passing(b, 1, memoryview(ring)[2:])
+    ring[2:] = b"XY"
+    [v] = check_streams(b.events, [])
+    assert "changed after on_recv returned" in v.actual and "b'XY'" in v.actual
