@@ -27,6 +27,8 @@ loop's inbox. A session belongs to one loop for its whole life, so its callbacks
 one thread and never overlap (S2). Draining is fair: each turn reads at most READS_PER_TURN
 times from one socket and accepts at most ACCEPTS_PER_TURN connections; a socket cut short is
 remembered and served next turn, because no new edge will come for it.
+The same goes for accept() failing with EMFILE (out of descriptors): the connection stays in
+the backlog with no new edge to come, so the drain stays pending and resumes after a back-off.
 
 send() from any thread appends to the session's queue under a lock and asks the owning loop to
 flush; the loop writes until EAGAIN and arms EPOLLOUT only then. Closing is as in the select
