@@ -82,12 +82,25 @@ def test_s06_s10_out_of_descriptors_neither_spins_nor_strands(conformance):
 @suite_settings(weight=0.5)
 @given(burst=st.integers(1, 40), faults=fault_plans(accept=True))
 def test_s10_burst_accepted_while_accept_fails(conformance, burst, faults):
-    """A burst connects while accept() fails at drawn calls: EMFILE, for up to 0.2 s, or
-    ECONNABORTED (fault injection, for implementations that opt in; session faults too).
-    Every connection of the burst must be accepted and echo (S10) -- also the ones that
-    waited in the backlog while accept() failed, with no later connect to announce them."""
-    with conformance.scenario(on_recv=echo, faults=faults) as sc:
-        peers = [sc.connect() for _ in range(burst)]
+    """A burst connects while the application is busy in the first on_connect -- to an
+    edge-triggered listener, one edge -- and then accept() fails at drawn calls: EMFILE, for
+    up to 0.2 s, or ECONNABORTED (fault injection, for implementations that opt in; session
+    faults too). Every connection of the burst must be accepted and echo (S10): also the ones
+    still waiting in the backlog when accept() failed, with no later connect to announce
+    them."""
+    gate = threading.Event()
+    first: list[int] = []
+
+    def slow_first_connect(rec, sid, _):
+        if not first:
+            first.append(sid)
+            gate.wait(conformance.timeouts.io)  # the application is busy until the test says
+
+    with conformance.scenario(on_connect=slow_first_connect, on_recv=echo, faults=faults) as sc:
+        opener = sc.connect()
+        sc.session(opener)
+        peers = [sc.connect() for _ in range(burst)]  # handshakes done by the kernel
+        gate.set()
         ids = [sc.session(p) for p in peers]
         for p, sid in zip(peers, ids, strict=True):
             p.queue(b"ping:%d" % sid)
