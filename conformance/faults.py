@@ -145,14 +145,16 @@ Note = Callable[[str, int | None, bool], object]  # (text, session_id, ends it):
 
 
 class FaultInjector:
-    """Hands each session's calls their steps. Thread-safe: implementation threads call it.
+    """Hands each session's calls their steps, and the listener's accept() calls theirs.
+    Thread-safe: implementation threads call it.
 
     `note(text, session_id, ends)` puts each injected fault into the timeline (`ends`: a
     RESET, which ends the session), and `peer_order(port)`
     says how many test peers connected before the one on client `port` (the harness passes
     its recorder's): the k-th peer's session gets schedule k, whichever thread or loop
     accepts it first. `reset_ids` holds the sessions whose connection a RESET ended, and
-    `injected` counts the faults by kind.
+    `injected` counts the faults by kind (EMFILE: every accept() call it failed; an accept
+    fault's note has no session id).
     """
 
     def __init__(self, plan: FaultPlan, note: Note | None = None,
