@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ MODELS = ["blocking", "select_", "epoll_et", "iocp", "trio_"]
 CLIENTS = 5
 # The same bound as the suite's check at the limit (test_s10_descriptors.SPIN_FRACTION_AT_LIMIT).
 SPIN_FRACTION = 0.1
+# The whole exchange with one child takes about 1.5 s; this bounds a child that hangs.
+WATCHDOG = 60.0
 
 SERVER = textwrap.dedent("""
     import os, resource, sys, threading, time
@@ -73,6 +76,8 @@ def test_real_emfile_neither_spins_nor_strands(model: str) -> None:
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         clients: list[socket.socket] = []
+        watchdog = threading.Timer(WATCHDOG, proc.kill)  # a hung child ends readline() too
+        watchdog.start()
         try:
             port = int(proc.stdout.readline())
             clients = [socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -80,8 +85,9 @@ def test_real_emfile_neither_spins_nor_strands(model: str) -> None:
             proc.stdin.write("connected\n")
             proc.stdin.flush()
             result = proc.stdout.readline().split()
-            _, err = proc.communicate(timeout=30)
+            _, err = proc.communicate(timeout=WATCHDOG)
         finally:
+            watchdog.cancel()
             for c in clients:
                 c.close()
             if proc.poll() is None:
