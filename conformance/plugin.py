@@ -267,7 +267,7 @@ def pytest_runtest_makereport(
             exc = call.excinfo.value if call.excinfo else None
             if _not_run(exc):
                 clauses = []  # failed at once: its own clauses were not checked
-            failed = _broken_clauses(exc) or clauses
+            failed = _broken_clauses(exc, clauses)
         report.user_properties.append(
             (PROPERTY, {"impl": harness.impl.name, "clauses": clauses, "failed": failed})
         )
@@ -284,19 +284,21 @@ def _not_run(exc: BaseException | None) -> bool:
     return isinstance(exc, ImplWedged | StartFailed)
 
 
-def _broken_clauses(exc: BaseException | None) -> list[str]:
-    """The clauses a failure names: a ConformanceFailure's, or those inside a group."""
+def _broken_clauses(exc: BaseException | None, own: list[str]) -> list[str]:
+    """The clauses a failure names: a ConformanceFailure's, or those inside a group; `own`
+    (the test's clauses) for one that names none, such as an exception from the server."""
     from ._checker import ConformanceFailure
     from ._harness import ImplWedged, ServerWedged, ShrinkingStopped
 
     if isinstance(exc, ConformanceFailure):
         return exc.clauses
-    if isinstance(exc, ServerWedged):
-        return list(dict.fromkeys([*_broken_clauses(exc.failure), exc.clause]))
+    if isinstance(exc, ServerWedged):  # and the hung call's clause
+        return list(dict.fromkeys([*_broken_clauses(exc.failure, own), exc.clause]))
     if isinstance(exc, ShrinkingStopped):
-        return _broken_clauses(exc.failure)
+        return _broken_clauses(exc.failure, own)
     if isinstance(exc, ImplWedged):
         return [exc.clause]
     if isinstance(exc, BaseExceptionGroup):
-        return list(dict.fromkeys(c for sub in exc.exceptions for c in _broken_clauses(sub)))
-    return []
+        named = (c for sub in exc.exceptions for c in _broken_clauses(sub, []))
+        return list(dict.fromkeys(named)) or own
+    return own

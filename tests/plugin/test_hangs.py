@@ -86,3 +86,21 @@ def test_a_hang_is_a_clause_verdict(
     if module is STOP_HANGS:  # its non-daemon thread would have kept the process alive
         assert any("exiting without waiting for them, status 1" in line
                    for line in result.errlines), output
+
+
+def test_a_wedge_keeps_the_clauses_of_the_failure_before_it() -> None:
+    """stop() hanging after another failure adds S11 to that failure's clauses; a failure that
+    names no clause (an exception from the server) is still charged to the test's own."""
+    from conformance._checker import ConformanceFailure
+    from conformance._harness import ImplWedged, ServerWedged, StartFailed
+    from conformance.plugin import _broken_clauses, _not_run
+
+    after_s9 = ServerWedged(ConformanceFailure("S9", "on_release(1)", "nothing"), "stack")
+    assert _broken_clauses(after_s9, ["S9"]) == ["S9", "S11"]
+    after_error = ServerWedged(RuntimeError("from the server"), "stack")
+    assert _broken_clauses(after_error, ["S4", "S5"]) == ["S4", "S5", "S11"]
+    start_hung = ServerWedged(StartFailed("S10", "start()", "hung"), None, "S10")
+    assert _broken_clauses(start_hung, []) == ["S10"] and _not_run(start_hung)
+    later = ImplWedged("impl", "test_x", "S11")
+    assert _broken_clauses(later, []) == ["S11"] and _not_run(later)
+    assert not _not_run(after_s9)
