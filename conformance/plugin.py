@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
 from ._report import PROPERTY, Verdicts
@@ -41,6 +42,8 @@ _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
 # impl name -> where its first server wedged, and the clause (see _harness.ImplWedged)
 _wedged_key: pytest.StashKey[dict[str, tuple[str, str]]] = pytest.StashKey()
 _exitstatus_key: pytest.StashKey[int] = pytest.StashKey()
+# Calls already stuck when this run began (an earlier in-process run's): not this run's.
+_stuck_before_key: pytest.StashKey[set[threading.Thread]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
     )
+    config.stash[_stuck_before_key] = set(stuck_calls())
     scale = config.getoption("conformance_timeout_scale")
     if scale is None or not math.isfinite(scale) or scale <= 0:
         raise pytest.UsageError(
@@ -128,9 +132,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     the server's own threads; non-daemon ones would make Python wait for them forever once
     the run is over. Everything is reported by now, so leave without waiting, with the run's
     exit status (skipping atexit handlers: the price of not hanging)."""
-    from ._calls import stuck_calls
-
-    if not stuck_calls():
+    before = config.stash.get(_stuck_before_key, set())
+    if not [t for t in stuck_calls() if t not in before]:
         return
     main = threading.main_thread()
     keeping = [t for t in threading.enumerate()
