@@ -13,7 +13,10 @@
 Every wait has a deadline from `Timeouts`, scaled by `--conformance-timeout-scale`; when one
 passes, the scenario fails with a `ConformanceFailure` naming the clause, what was awaited and
 the timeline. A call into the implementation that never returns (a deadlock) is caught by a
-watchdog alarm for the whole scenario, which reports where the test thread was stuck.
+watchdog alarm for the whole scenario, which reports where the test thread was stuck. A
+start() or stop() that never returns wedges its server: that is a verdict (S10, S11) reported
+at once (`ServerWedged`), and the implementation's remaining scenarios fail at once
+(`ImplWedged`), so a run against a server that always hangs still ends within a deadline or two.
 """
 
 from __future__ import annotations
@@ -218,14 +221,11 @@ class Harness:
                     sc._add_trace_violations(failure)
                 stuck = sc._cleanup()
                 if stuck is not None:
-                    wedged = failure
-                    if not isinstance(failure, ScenarioHang | ServerWedged):
-                        hung = sc.hung  # the failure is the hang itself, or came before it
-                        wedged = ServerWedged(failure, None if hung else stack_of(stuck),
-                                              hung[1] if hung else "S11")
                     self._wedge(sc)
-                    if wedged is not failure:
-                        raise wedged from failure
+                    if not isinstance(failure, ScenarioHang | ServerWedged):
+                        hung = sc.hung  # the failure is that call hanging, or came before it
+                        raise ServerWedged(failure, None if hung else stack_of(stuck),
+                                           hung[1] if hung else "S11") from failure
                 self._failing += time.monotonic() - began
                 budget = self.shrink_budget
                 if isinstance(failure, Exception) and budget is not None \
