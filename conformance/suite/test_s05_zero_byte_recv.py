@@ -9,12 +9,18 @@ message. The peer here half-closes (SHUT_WR) and keeps reading, so it can tell b
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import chunkings, fault_plans, payloads
+from conformance._strategies import (
+    KERNEL_BUFFERED,
+    chunkings,
+    fault_plans,
+    make_payload,
+    payloads,
+)
 
 
 @pytest.mark.clause("S5")
@@ -70,3 +76,55 @@ def test_s05_fin_with_nothing_queued_releases_within_a_second(conformance, data,
             raise sc.fail("S5", "the FIN of one peer to release only its own session",
                           f"sessions {gone} were released too", [sid, *gone])
         sc.settle(peer, inbound_complete=True)
+
+
+@pytest.mark.clause("S5", "S6")
+@suite_settings(weight=0.5)
+@given(flushing_first=st.booleans(), data=payloads(max_size=4096))
+@example(flushing_first=True, data=b"bye")
+def test_s05_fin_releases_while_a_neighbour_flushes_to_a_stalled_peer(
+        conformance, flushing_first, data):
+    """One loop, two closing sessions: one flushes to a peer that stopped reading (its
+    linger far away), the other's peer sends a FIN with nothing queued. The FIN'd session is
+    released within a second all the same (S5): a stalled neighbour costs nobody else (S6).
+
+    `workers=1` puts both sessions on the same loop (epoll hands connections to its loops in
+    turn; select has one). The classic bug is in the loop's release pass: it stops at the
+    first closing session that still has bytes queued (`break` where `continue` was meant),
+    or releases only once no session is flushing -- so every FIN behind a slow flush waits
+    for that flush, or for its linger to abort it. `flushing_first` decides which of the
+    two connected first, that is, which one such a pass meets first.
+    """
+    linger = 3 * conformance.timeouts.release  # well beyond the one second S5 allows
+    backlog = 2 * KERNEL_BUFFERED  # twice what the kernel holds: the flush cannot finish
+    with conformance.scenario(workers=1, linger=linger, send_queue_limit=backlog) as sc:
+        first = sc.connect(rcvbuf=4096) if flushing_first else sc.connect()
+        sc.session(first)  # on_connect before the second connects: a fixed order
+        second = sc.connect() if flushing_first else sc.connect(rcvbuf=4096)
+        stalled, peer = (first, second) if flushing_first else (second, first)
+        flushing, sid = sc.session(stalled), sc.session(peer)
+        stalled.pause_reading()
+        if not sc.rec.send(flushing, make_payload(backlog, flushing)):
+            raise sc.fail("S7", f"send({flushing}, {backlog} bytes) -> True with "
+                          f"send_queue_limit={backlog}", "it returned False", [flushing])
+        if not sc.rec.disconnect(flushing):
+            raise sc.fail("S9", f"disconnect({flushing}) -> True", "it returned False",
+                          [flushing])
+        peer.queue(data)
+        peer.shut_write()
+        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                 expected="the peer's bytes to be taken by the server")
+        sc.wait(lambda: len(sc.rec.received(sid)) == len(data), clause="S3",
+                expected=f"on_recv to deliver all {len(data)} bytes before the FIN's release",
+                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+                session_ids=[sid])
+        sc.released(sid, clause="S5", timeout=sc.timeouts.release,
+                    why=f"within one second of its peer's FIN, while session {flushing} on the "
+                    f"same loop still flushes to a stalled peer (linger {linger:g} s)")
+        stalled.resume_reading()
+        sc.drive([stalled], until=lambda: stalled.eof is not None, clause="S9",
+                 expected=f"the peer of {flushing}, reading again, to get every accepted byte, "
+                 "then EOF", stall=sc.timeouts.call, session_ids=[flushing])
+        sc.released(flushing, clause="S9", why="once its flush finished")
+        sc.settle(peer, inbound_complete=True)
+        sc.settle(stalled, outbound_complete=stalled.eof == "EOF")
