@@ -21,6 +21,7 @@ from conformance._apps import echo
 from conformance._calls import bounded_call
 from conformance._profiles import suite_settings
 from conformance._strategies import KERNEL_BUFFERED, fault_plans, payloads
+from conformance.faults import FaultPlan, SessionFaults
 
 
 def open_fds() -> int:
@@ -187,3 +188,32 @@ def test_s11_stop_while_connects_keep_arriving(conformance, idle, flushing):
                           f"on_connect({late[0].session_id}) came after it, with "
                           f"{len(storm.socks)} connects made during stop()",
                           [e.session_id for e in late if e.session_id is not None])
+
+
+@pytest.mark.clause("S11", "S9")
+@suite_settings(weight=0.5)
+@given(linger=st.sampled_from([0.005, 0.2]), faults=fault_plans())
+@example(linger=0.005, faults=FaultPlan((SessionFaults(hold=(0.02,) * 4),)))
+def test_s11_stop_aborts_a_stalled_flush_under_faults(conformance, linger, faults):
+    """stop() with a session flushing to a peer that never reads, under fault injection
+    (short sends, completions held back): stop() flushes for at most linger, aborts, and
+    returns with the session released (S11, S9).
+
+    A linger shorter than a hold makes the abort come while a completed send is still on its
+    way back; the classic proactor bug re-posts the rest of the queue when it arrives, on the
+    aborted socket, and stop() then waits forever for that operation's completion.
+    """
+    backlog = 2 * KERNEL_BUFFERED  # twice what the kernel holds: the flush cannot finish
+    with conformance.scenario(linger=linger, send_queue_limit=backlog, faults=faults) as sc:
+        peer = sc.connect(rcvbuf=4096)
+        sid = sc.session(peer)
+        peer.pause_reading()
+        if not sc.rec.send(sid, b"\0" * backlog):
+            raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
+                          f"send_queue_limit={backlog}", "it returned False", [sid])
+        sc.stop()  # within linger plus its deadline; on_release before it returns
+        peer.resume_reading()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S11",
+                 expected="the aborted connection to end (EOF or reset) for the peer",
+                 session_ids=[sid])
+        sc.settle(peer)
