@@ -41,6 +41,7 @@ class ServerConfig:
     Attributes:
         send_queue_limit: bytes one session may have queued: accepted by send() and not yet
             handed to the kernel (S7). Kernel socket buffers come on top of it.
+            0 is allowed: every non-empty send() is refused (it never means "no limit").
         workers: worker threads, for models that use a pool (IOCP workers, epoll loops).
         linger: seconds a graceful close (S5, S9, S11) may wait for the queued bytes to be
             flushed before it aborts the connection.

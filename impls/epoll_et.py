@@ -376,6 +376,10 @@ class EpollServer(FaultOptIn):
         """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
         if s.life.close(reason):
             self._begin_close(s)
+        elif reason is CloseReason.RESET and s.life.closing:
+            # Already closing, and now the connection is gone: no byte can be flushed to it
+            # any more, so abort now, not at the end of linger (S12).
+            s.linger_deadline = time.monotonic()
 
     def _begin_close(self, s: Session) -> None:
         s.linger_deadline = time.monotonic() + self._config.linger

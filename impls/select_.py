@@ -285,6 +285,11 @@ class SelectServer(FaultOptIn):
         """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
         if s.life.close(reason):
             s.linger_deadline = time.monotonic() + self._config.linger
+        elif reason is CloseReason.RESET:
+            # Already closing, and now the connection is gone: no byte can be flushed to it
+            # any more, so abort now, not at the end of linger (S12). Meanwhile its socket
+            # would stay readable (the error), and select() would return at once, every time.
+            s.linger_deadline = time.monotonic()
 
     def _finish_closing(self) -> None:
         """Release every CLOSING session whose queue is flushed or whose linger expired."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
@@ -171,3 +171,50 @@ def _flushed_before_eof(sc, peer, sid: int) -> None:
         raise sc.fail("S5", f"the peer of {sid} to read all {len(accepted)} accepted bytes, "
                       "then EOF", f"it read {len(peer.received)} bytes, then "
                       f"{peer.eof or 'nothing more'}", [sid])
+@pytest.mark.clause("S5", "S6")
+@suite_settings(weight=0.5)
+@given(flushing_first=st.booleans(), data=payloads(max_size=4096))
+@example(flushing_first=True, data=b"bye")
+def test_s05_fin_releases_while_a_neighbour_flushes_to_a_stalled_peer(
+        conformance, flushing_first, data):
+    """One loop, two closing sessions: one flushes to a peer that stopped reading (its
+    linger far away), the other's peer sends a FIN with nothing queued. The FIN'd session is
+    released within a second all the same (S5): a stalled neighbour costs nobody else (S6).
+
+    `workers=1` puts both sessions on the same loop (epoll hands connections to its loops in
+    turn; select has one). The classic bug is in the loop's release pass: it stops at the
+    first closing session that still has bytes queued (`break` where `continue` was meant),
+    or releases only once no session is flushing -- so every FIN behind a slow flush waits
+    for that flush, or for its linger to abort it. `flushing_first` decides which of the
+    two connected first, that is, which one such a pass meets first.
+    """
+    linger = 3 * conformance.timeouts.release  # well beyond the one second S5 allows
+    backlog = 2 * KERNEL_BUFFERED  # twice what the kernel holds: the flush cannot finish
+    with conformance.scenario(workers=1, linger=linger, send_queue_limit=backlog) as sc:
+        first = sc.connect(rcvbuf=4096) if flushing_first else sc.connect()
+        sc.session(first)  # on_connect before the second connects: a fixed order
+        second = sc.connect() if flushing_first else sc.connect(rcvbuf=4096)
+        stalled, peer = (first, second) if flushing_first else (second, first)
+        flushing, sid = sc.session(stalled), sc.session(peer)
+        stalled.pause_reading()
+        if not sc.rec.send(flushing, make_payload(backlog, flushing)):
+            raise sc.fail("S7", f"send({flushing}, {backlog} bytes) -> True with "
+                          f"send_queue_limit={backlog}", "it returned False", [flushing])
+        if not sc.rec.disconnect(flushing):
+            raise sc.fail("S9", f"disconnect({flushing}) -> True", "it returned False",
+                          [flushing])
+        peer.queue(data)
+        peer.shut_write()
+        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                 expected="the peer's bytes to be taken by the server")
+        sc.wait(lambda: len(sc.rec.received(sid)) == len(data), clause="S3",
+                expected=f"on_recv to deliver all {len(data)} bytes before the FIN's release",
+                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+                session_ids=[sid])
+        sc.released(sid, clause="S5", timeout=sc.timeouts.release,
+                    why=f"within one second of its peer's FIN, while session {flushing} on the "
+                    f"same loop still flushes to a stalled peer (linger {linger:g} s)")
+        # Reading 8 MiB through a 4 KiB window would take seconds: the stalled peer resets.
+        stalled.reset()
+        sc.released(flushing, clause="S12", why="after its peer's reset")
+        sc.settle(peer, inbound_complete=True)

@@ -12,7 +12,7 @@ established by watching send() return False (S7), never by a fixed size.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
@@ -61,10 +61,18 @@ def test_s06_stalled_peer_delays_nobody_and_loses_nothing(conformance, limit, pr
 
 @pytest.mark.clause("S7")
 @suite_settings()
-@given(limit=st.integers(1, 1 << 20))
+@given(limit=st.integers(0, 1 << 20))
+@example(limit=0)
 def test_s07_limit_boundary(conformance, limit):
     """A send() larger than the limit returns False and queues nothing; one that brings an
-    empty queue exactly to the limit succeeds; the session stays open (S7)."""
+    empty queue exactly to the limit succeeds; the session stays open: it still receives and
+    disconnect() closes it gracefully (S7).
+
+    The range starts at 0, which `ServerConfig` allows: a limit of 0 refuses every non-empty
+    send(), `send(id, b"")` still returns True, and nothing else changes. Two classic bugs
+    only show there: "0 means no limit" (a config convention that turns a refusal into
+    unbounded buffering) and a refused send() that closes the session.
+    """
     with conformance.scenario(send_queue_limit=limit) as sc:
         peer = sc.connect()
         sid = sc.session(peer)
@@ -82,7 +90,22 @@ def test_s07_limit_boundary(conformance, limit):
             raise sc.fail("S7", "a refused send() to queue nothing", "the peer's first "
                           f"{limit} bytes are not the accepted payload: the refused call's "
                           "bytes went out", [sid])
-        sc.settle(peer)
+        # A refusal leaves the session as it was: open, receiving, closable.
+        peer.queue(b"still-here")
+        sc.drive([peer], until=lambda: sc.rec.received(sid) == b"still-here", clause="S7",
+                 expected=f"session {sid} to stay open after a refused send() and deliver "
+                 "the peer's next bytes", session_ids=[sid])
+        if not sc.rec.disconnect(sid):
+            raise sc.fail("S7", f"disconnect({sid}) -> True after a refused send() (a refusal "
+                          "does not close the session)", "it returned False", [sid])
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S9",
+                 expected=f"the peer of {sid} to read the {limit} accepted bytes, then EOF",
+                 session_ids=[sid])
+        sc.released(sid, clause="S9", why="after disconnect() and the flush")
+        if bytes(peer.received) != exact or peer.eof != "EOF":
+            raise sc.fail("S7", f"exactly the {limit} accepted bytes, then EOF",
+                          f"the peer got {len(peer.received)} bytes, then {peer.eof}", [sid])
+        sc.settle(peer, inbound_complete=True, outbound_complete=True)
 
 
 @pytest.mark.clause("S6")

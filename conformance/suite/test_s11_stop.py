@@ -14,13 +14,14 @@ import socket
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._calls import bounded_call
 from conformance._profiles import suite_settings
-from conformance._strategies import fault_plans, payloads
+from conformance._strategies import KERNEL_BUFFERED, fault_plans, payloads
+from conformance.faults import FaultPlan, SessionFaults
 
 
 def open_fds() -> int:
@@ -90,3 +91,129 @@ def test_s11_no_leaks_across_cycles(conformance, sessions, cycles):
             f"S11 stop: {cycles} start/stop cycles left {grown_fds} more open fds and "
             f"{grown_threads} more threads than after the warm-up (threads now: {names})"
         )
+
+
+# test_s11_stop_while_connects_keep_arriving: the connecting thread makes at most this many
+# connections, one every STORM_GAP seconds, until stop() returns -- enough to keep arriving
+# through a stop() that waits out a linger, few enough to leave no pile of TIME_WAIT behind.
+STORM_CONNECTS = 150
+STORM_GAP = 0.003
+
+
+class _ConnectStorm:
+    """A thread of the suite's own that connects to the server, again and again, holding every
+    socket open, until `finish()`. Connections refused (the listener is closed) are counted;
+    any other error of its own sockets is the environment's, reported as such."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.address, self.timeout = address, timeout
+        self.socks: list[socket.socket] = []
+        self.refused = 0
+        self.error: OSError | None = None
+        self.first = threading.Event()  # one connect has completed (or failed)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="suite-connect-storm",
+                                       daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for _ in range(STORM_CONNECTS):
+                sock = socket.socket()
+                self.socks.append(sock)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(self.address)
+                except (ConnectionRefusedError, ConnectionResetError):
+                    self.refused += 1
+                self.first.set()
+                if self.done.wait(STORM_GAP):  # a rate, and the end: stop() returned
+                    return
+        except OSError as exc:
+            self.error = exc
+        finally:
+            self.first.set()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.thread.join()
+        for sock in self.socks:
+            sock.close()
+        if self.error is not None:
+            raise RuntimeError(
+                f"environment error, not a verdict: the suite's own connecting thread failed "
+                f"after {len(self.socks)} connects: {self.error!r} (ports exhausted? see "
+                f"`ss -s`)") from self.error
+
+
+@pytest.mark.clause("S11", "S10")
+@suite_settings(weight=0.5)
+@given(idle=st.integers(0, 3), flushing=st.booleans())
+@example(idle=1, flushing=True)
+def test_s11_stop_while_connects_keep_arriving(conformance, idle, flushing):
+    """A thread keeps connecting while stop() runs: stop() still returns within its deadline,
+    every session that got on_connect gets on_release before it returns, and no on_connect
+    comes after it (S11) -- however the connects and the closing interleave (S10).
+
+    With `flushing`, one session flushes to a peer that stopped reading, so stop() has to wait
+    out its linger: a long window for connects to arrive. The classic bugs: releasing the
+    sessions first and closing the listener last (whoever connects in between is accepted
+    after the release pass and never released), or waiting for "no sessions left" while the
+    accept loop still adds them (stop() never returns while clients keep coming).
+    """
+    linger = 0.3
+    backlog = 2 * KERNEL_BUFFERED
+    with conformance.scenario(linger=linger, send_queue_limit=backlog) as sc:
+        peers = [sc.connect() for _ in range(idle)]
+        for p in peers:
+            sc.session(p)
+        if flushing:
+            stalled = sc.connect(rcvbuf=4096)
+            sid = sc.session(stalled)
+            stalled.pause_reading()
+            if not sc.rec.send(sid, b"\0" * backlog):  # twice what the kernel holds
+                raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
+                              f"send_queue_limit={backlog}", "it returned False", [sid])
+        storm = _ConnectStorm(sc.address, sc.timeouts.io)
+        storm.thread.start()
+        try:
+            storm.first.wait(sc.timeouts.io)  # connects are arriving before stop() begins
+            sc.stop()  # within its deadline; on_release for every on_connect before it returns
+            announced = sum(e.kind.name == "CONNECT" for e in sc.rec.trace())
+        finally:
+            storm.finish()
+        late = [e for e in sc.rec.trace() if e.kind.name == "CONNECT"][announced:]
+        if late:
+            raise sc.fail("S11", "no on_connect after stop() returned (it closes the listener "
+                          "and ends every thread)",
+                          f"on_connect({late[0].session_id}) came after it, with "
+                          f"{len(storm.socks)} connects made during stop()",
+                          [e.session_id for e in late if e.session_id is not None])
+
+
+@pytest.mark.clause("S11", "S9")
+@suite_settings(weight=0.5)
+@given(linger=st.sampled_from([0.005, 0.2]), faults=fault_plans())
+@example(linger=0.005, faults=FaultPlan((SessionFaults(hold=(0.02,) * 4),)))
+def test_s11_stop_aborts_a_stalled_flush_under_faults(conformance, linger, faults):
+    """stop() with a session flushing to a peer that never reads, under fault injection
+    (short sends, completions held back): stop() flushes for at most linger, aborts, and
+    returns with the session released (S11, S9).
+
+    A linger shorter than a hold makes the abort come while a completed send is still on its
+    way back; the classic proactor bug re-posts the rest of the queue when it arrives, on the
+    aborted socket, and stop() then waits forever for that operation's completion.
+    """
+    backlog = 2 * KERNEL_BUFFERED  # twice what the kernel holds: the flush cannot finish
+    with conformance.scenario(linger=linger, send_queue_limit=backlog, faults=faults) as sc:
+        peer = sc.connect(rcvbuf=4096)
+        sid = sc.session(peer)
+        peer.pause_reading()
+        if not sc.rec.send(sid, b"\0" * backlog):
+            raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
+                          f"send_queue_limit={backlog}", "it returned False", [sid])
+        sc.stop()  # within linger plus its deadline; on_release before it returns
+        peer.resume_reading()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S11",
+                 expected="the aborted connection to end (EOF or reset) for the peer",
+                 session_ids=[sid])
+        sc.settle(peer)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from conformance._apps import echo
 from conformance._peers import echoed
 from conformance._profiles import suite_settings
-from conformance._strategies import chunkings, fault_plans, tagged
+from conformance._strategies import KERNEL_BUFFERED, chunkings, fault_plans, tagged
 
 BOOM = b"BOOM"
 
@@ -123,3 +123,32 @@ def test_s12_a_reset_at_any_call_ends_only_its_session(conformance, sizes, chunk
                         else "after its peer's FIN and the echo's flush")
             whole = sid not in reset
             sc.settle(p, inbound_complete=whole, outbound_complete=whole)
+
+
+@pytest.mark.clause("S12", "S9")
+def test_s12_reset_ends_a_graceful_close(conformance):
+    """disconnect() a session whose peer stopped reading, with megabytes still queued: its
+    flush waits for the peer, for up to linger. Then the peer resets. The session is released
+    within a second (S12), not when linger runs out: no byte can be flushed to a connection
+    that is gone.
+
+    The classic bug keeps the first reason to close ("disconnect: flush, then FIN") and
+    ignores the reset that came after it, so the session lingers -- and a level-triggered
+    loop meanwhile finds the reset socket readable on every turn and spins until the linger
+    deadline.
+    """
+    linger = 3 * conformance.timeouts.release  # well beyond the second allowed here
+    backlog = 2 * KERNEL_BUFFERED  # twice what the kernel holds: the flush cannot finish
+    with conformance.scenario(linger=linger, send_queue_limit=backlog) as sc:
+        peer = sc.connect(rcvbuf=4096)
+        sid = sc.session(peer)
+        peer.pause_reading()
+        if not sc.rec.send(sid, b"\0" * backlog):
+            raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
+                          f"send_queue_limit={backlog}", "it returned False", [sid])
+        if not sc.rec.disconnect(sid):
+            raise sc.fail("S9", f"disconnect({sid}) -> True", "it returned False", [sid])
+        peer.reset()
+        sc.released(sid, clause="S12", timeout=sc.timeouts.release,
+                    why=f"within a second of its peer's reset, although it was flushing "
+                    f"(linger {linger:g} s)")
