@@ -100,6 +100,105 @@ class Lossy:
 make_server = Lossy
 """
 
+#: A correct server whose callbacks run on a bounded thread pool created once per process, as
+#: frameworks do: the pool starts its threads lazily (one per submit that finds no idle
+#: worker, up to `max_workers`), so the thread count grows over the first start/stop cycles
+#: and then stays. Each session's callbacks still run one at a time, in order (S2), and
+#: stop() returns once every queued callback, on_release included, has run (S11).
+LAZY_POOL = """
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from impls.select_ import SelectServer
+
+POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="app-pool")
+
+
+class PooledHandler:
+    def __init__(self, handler):
+        self.handler = handler
+        self.lock = threading.Condition()
+        self.queues = {}  # session id -> its callbacks not yet run, in order
+        self.outstanding = 0
+
+    def on_connect(self, sid, peer):
+        self._submit(sid, self.handler.on_connect, sid, peer)
+
+    def on_recv(self, sid, data):
+        self._submit(sid, self.handler.on_recv, sid, data)
+
+    def on_release(self, sid):
+        self._submit(sid, self.handler.on_release, sid)
+
+    def _submit(self, sid, fn, *args):
+        with self.lock:
+            queue = self.queues.setdefault(sid, deque())
+            queue.append((fn, args))
+            self.outstanding += 1
+            if len(queue) == 1:  # nobody is running this session's callbacks: start one
+                POOL.submit(self._drain, sid)
+
+    def _drain(self, sid):
+        while True:
+            with self.lock:
+                fn, args = self.queues[sid][0]
+            try:
+                fn(*args)
+            except Exception:
+                pass
+            with self.lock:
+                queue = self.queues[sid]
+                queue.popleft()
+                self.outstanding -= 1
+                if not queue:
+                    del self.queues[sid]
+                    self.lock.notify_all()
+                    return
+
+    def idle(self):
+        with self.lock:
+            self.lock.wait_for(lambda: self.outstanding == 0)
+
+
+class PooledCallbacks:
+    def __init__(self, config):
+        self._inner = SelectServer(config)
+        self._pooled = None
+
+    def start(self, handler, host="127.0.0.1", port=0):
+        self._pooled = PooledHandler(handler)
+        return self._inner.start(self._pooled, host, port)
+
+    def send(self, session_id, data):
+        return self._inner.send(session_id, data)
+
+    def disconnect(self, session_id):
+        return self._inner.disconnect(session_id)
+
+    def stop(self):
+        self._inner.stop()
+        if self._pooled is not None:
+            self._pooled.idle()  # every on_release queued by stop() has run
+
+
+make_server = PooledCallbacks
+"""
+
+#: A correct server that reads at most 512 bytes per recv(): the number of on_recv calls is
+#: the server's choice (S3), so a megabyte makes two thousand of them.
+READS_512 = """
+from impls.select_ import SelectServer
+
+
+class Reads512(SelectServer):
+    def _on_readable(self, s, buf):
+        super()._on_readable(s, memoryview(buf)[:512])
+
+
+make_server = Reads512
+"""
+
 # ---- tests a user would write
 
 #: One short S5 scenario: the peer sends and half-closes; EOF, then the release.
