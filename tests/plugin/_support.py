@@ -101,18 +101,43 @@ make_server = Lossy
 """
 
 #: A correct server whose callbacks run on a bounded thread pool created once per process, as
-#: frameworks do: the pool starts its threads lazily (one per submit that finds no idle
-#: worker, up to `max_workers`), so the thread count grows over the first start/stop cycles
-#: and then stays. Each session's callbacks still run one at a time, in order (S2), and
-#: stop() returns once every queued callback, on_release included, has run (S11).
+#: frameworks do, and filled lazily: each server started adds one worker, up to four, and the
+#: workers are kept for reuse. So the thread count grows over the first start/stop cycles of
+#: the process, then stays. Each session's callbacks still run one at a time, in order (S2),
+#: and stop() returns once every queued callback, on_release included, has run (S11).
 LAZY_POOL = """
+import queue
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 from impls.select_ import SelectServer
 
-POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="app-pool")
+
+class SharedPool:
+    def __init__(self, most):
+        self.most = most
+        self.tasks = queue.SimpleQueue()
+        self.workers = []
+        self.lock = threading.Lock()
+
+    def grow(self):
+        with self.lock:
+            if len(self.workers) < self.most:
+                worker = threading.Thread(target=self._work, daemon=True,
+                                          name=f"app-pool-{len(self.workers)}")
+                worker.start()
+                self.workers.append(worker)
+
+    def submit(self, fn, *args):
+        self.tasks.put((fn, args))
+
+    def _work(self):
+        while True:
+            fn, args = self.tasks.get()
+            fn(*args)
+
+
+POOL = SharedPool(most=4)
 
 
 class PooledHandler:
@@ -133,10 +158,10 @@ class PooledHandler:
 
     def _submit(self, sid, fn, *args):
         with self.lock:
-            queue = self.queues.setdefault(sid, deque())
-            queue.append((fn, args))
+            pending = self.queues.setdefault(sid, deque())
+            pending.append((fn, args))
             self.outstanding += 1
-            if len(queue) == 1:  # nobody is running this session's callbacks: start one
+            if len(pending) == 1:  # nobody is running this session's callbacks: start one
                 POOL.submit(self._drain, sid)
 
     def _drain(self, sid):
@@ -148,10 +173,10 @@ class PooledHandler:
             except Exception:
                 pass
             with self.lock:
-                queue = self.queues[sid]
-                queue.popleft()
+                pending = self.queues[sid]
+                pending.popleft()
                 self.outstanding -= 1
-                if not queue:
+                if not pending:
                     del self.queues[sid]
                     self.lock.notify_all()
                     return
@@ -167,6 +192,7 @@ class PooledCallbacks:
         self._pooled = None
 
     def start(self, handler, host="127.0.0.1", port=0):
+        POOL.grow()
         self._pooled = PooledHandler(handler)
         return self._inner.start(self._pooled, host, port)
 
