@@ -25,7 +25,6 @@ from conformance._checker import ConformanceFailure
 from conformance._profiles import suite_settings
 from conformance._strategies import fault_plans, payloads
 
-
 # The leak rule (see test_s11_no_leaks_across_cycles): the counts have levelled off once
 # LEVEL_CYCLES cycles in a row set no new maximum; a leak is growth that has not levelled off
 # within MAX_CYCLES cycles.

@@ -115,7 +115,10 @@ def test_s12_a_reset_at_any_call_ends_only_its_session(conformance, sizes, chunk
             p.shut_write()
         sc.drive(peers, until=lambda: all(p.eof is not None for p in peers), clause="S12",
                  expected="every connection to end: an echo and EOF, or a reset",
-                 stall=sc.timeouts.call, session_ids=ids)
+                 stall=sc.timeouts.call,
+                 progress=lambda: sum(min(len(p.received), size) + (p.eof is not None)
+                                      for p, size in zip(peers, sizes, strict=True)),
+                 session_ids=ids)
         reset = sc.faults.reset_ids if sc.faults is not None else set()
         for p, sid in zip(peers, ids, strict=True):
             sc.released(sid, clause="S12" if sid in reset else "S5",
