@@ -348,6 +348,10 @@ class EpollServer(FaultOptIn):
         """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
         if s.life.close(reason):
             self._begin_close(s)
+        elif reason is CloseReason.RESET:
+            # Already closing, and now the socket failed: the flush can never finish, so
+            # abort at once instead of at the end of linger.
+            s.linger_deadline = 0.0
 
     def _begin_close(self, s: Session) -> None:
         s.linger_deadline = time.monotonic() + self._config.linger

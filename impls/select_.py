@@ -285,6 +285,10 @@ class SelectServer(FaultOptIn):
         """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
         if s.life.close(reason):
             s.linger_deadline = time.monotonic() + self._config.linger
+        elif reason is CloseReason.RESET:
+            # Already closing, and now the socket failed: the flush can never finish, so
+            # waiting out linger would only spin on a socket that stays writable.
+            s.linger_deadline = 0.0
 
     def _finish_closing(self) -> None:
         """Release every CLOSING session whose queue is flushed or whose linger expired."""

@@ -107,7 +107,10 @@ def test_s12_a_reset_at_any_call_ends_only_its_session(conformance, sizes, chunk
     an echo (fault injection, for implementations that opt in): each reset session is
     released, and every other session's echo arrives whole, then EOF (S12, S3, S4). The
     reset sessions' streams must still be prefixes of the truth (S3, S4)."""
-    with conformance.scenario(on_recv=echo, faults=faults) as sc:
+    # linger: the flush after each peer's FIN must never be cut short here, however slow
+    # the machine; a reset ends a flush at once, without waiting for linger.
+    with conformance.scenario(on_recv=echo, faults=faults,
+                              linger=conformance.timeouts.flush(max(sizes))) as sc:
         peers = [sc.connect() for _ in sizes]
         ids = [sc.session(p, clause="S12") for p in peers]
         for p, sid, size in zip(peers, ids, sizes, strict=True):
