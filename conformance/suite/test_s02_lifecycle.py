@@ -36,12 +36,14 @@ def test_s02_callbacks_in_order_whatever_the_ending(conformance, lives, faults):
         for p, sid, (size, _) in zip(peers, ids, lives, strict=True):
             p.queue(tagged(sid, size))
         sc.drive(peers, until=lambda: all(p.outbox_bytes == 0 for p in peers), clause="S3",
-                 expected="every peer's bytes to be taken by the server")
+                 expected="every peer's bytes to be taken by the server",
+                 stall=sc.timeouts.call, progress=lambda: sum(len(p.sent) for p in peers))
         for p, sid, (size, ending) in zip(peers, ids, lives, strict=True):
             sc.wait(lambda sid=sid, size=size: len(sc.rec.received(sid)) >= size, clause="S3",
                     expected=f"on_recv to deliver the {size} bytes the peer of {sid} sent",
                     actual=lambda sid=sid: f"{len(sc.rec.received(sid))} bytes delivered",
-                    session_ids=[sid], stall=sc.timeouts.call)
+                    session_ids=[sid], stall=sc.timeouts.call,
+                    progress=lambda sid=sid, size=size: min(len(sc.rec.received(sid)), size))
             if ending == "fin":
                 p.shut_write()
             elif ending == "reset":

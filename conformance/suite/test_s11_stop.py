@@ -56,7 +56,8 @@ def test_s11_stop_releases_everything_and_closes_the_door(conformance, idle, bus
         for p, data in zip(peers[idle:], busy, strict=True):
             p.queue(data)
         sc.drive(peers, until=lambda: all(p.outbox_bytes == 0 for p in peers), clause="S3",
-                 expected="the peers' bytes to be taken by the server")
+                 expected="the peers' bytes to be taken by the server",
+                 stall=sc.timeouts.call, progress=lambda: sum(len(p.sent) for p in peers))
         sc.stop()
         for sid in ids:
             if sc.rec.send(sid, b"after-stop") or sc.rec.disconnect(sid):
