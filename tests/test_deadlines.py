@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -25,6 +26,11 @@ class ShortWatchdog(Timeouts):
     @property
     def scenario(self) -> float:
         return 0.3
+
+
+def seconds_passed(seconds: float) -> Callable[[], bool]:
+    until = time.monotonic() + seconds
+    return lambda: time.monotonic() > until
 
 
 def harness(timeouts: Timeouts) -> Harness:
@@ -44,8 +50,7 @@ def test_watchdog_ignores_time_in_the_harness_waits() -> None:
         for _ in range(2):
             peer = sc.connect()
             sid = sc.session(peer)
-            until = time.monotonic() + 0.4
-            sc.wait(lambda: time.monotonic() > until, clause="S5",  # noqa: B023 (used at once)
+            sc.wait(seconds_passed(0.4), clause="S5",
                     expected="0.4 s to pass", timeout=0.5)
             peer.shut_write()
             sc.released(sid, clause="S5")
