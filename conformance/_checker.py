@@ -159,6 +159,9 @@ def check_streams(events: Sequence[TraceEvent], streams: Iterable[Stream]) -> li
     found: list[Violation] = []
     recv: dict[int, list[bytes]] = defaultdict(list)
     accepted: dict[int, list[bytes]] = defaultdict(list)
+    # per session, what is wrong with the objects on_recv was passed: the first one whose
+    # bytes changed if any (the clearest evidence), else the first one
+    lent: dict[int, tuple[bool, str]] = {}
     for e in sorted(events, key=lambda e: e.seq):
         if not isinstance(e.session_id, int):
             continue
@@ -168,9 +171,17 @@ def check_streams(events: Sequence[TraceEvent], streams: Iterable[Stream]) -> li
                     Violation("S3", "on_recv never called with empty data",
                               f"on_recv({e.session_id}, b'') was called", e.session_id)
                 )
+            wrong = _not_immutable(e)
+            if wrong and not lent.get(e.session_id, (False, ""))[0]:
+                lent.setdefault(e.session_id, wrong)
+                if wrong[0]:
+                    lent[e.session_id] = wrong
             recv[e.session_id].append(e.data)
         elif e.kind is Kind.SEND and e.result:
             accepted[e.session_id].append(e.data)
+    for sid, (_, actual) in lent.items():
+        found.append(Violation("S3", f"on_recv({sid}, data) to pass bytes, the same value for "
+                               "ever (the application may keep it)", actual, sid))
     for s in streams:
         delivered = b"".join(recv[s.session_id])
         problem = _compare(s.peer_sent, delivered, s.inbound_complete)
@@ -187,6 +198,29 @@ def check_streams(events: Sequence[TraceEvent], streams: Iterable[Stream]) -> li
                           "of the send() calls that returned True", problem[1], s.session_id)
             )
     return found
+
+
+def _not_immutable(e: TraceEvent) -> tuple[bool, str] | None:
+    """What is wrong with the object an on_recv was passed -- (its bytes changed, what) --
+    or None if it is bytes.
+
+    A subclass of bytes is bytes: its value cannot change either. Anything else -- a
+    memoryview or bytearray of a receive buffer, typically -- is reported with what became of
+    its bytes since the copy taken at delivery (`TraceEvent.data`)."""
+    passed = e.passed
+    if passed is None or isinstance(passed, bytes):
+        return None
+    kind = f"a {type(passed).__name__}, not bytes"
+    try:
+        now = bytes(passed)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:  # e.g. a memoryview released since
+        return True, f"{kind}, unreadable after on_recv returned ({exc})"
+    if now == e.data:
+        return False, (f"{kind} (its bytes had not changed by the end, but nothing stops "
+                       "them changing)")
+    problem = _compare(e.data, now, complete=True)
+    return True, (f"{kind}, whose bytes changed after on_recv returned (a receive buffer "
+                  f"reused for later data?): {problem[1] if problem else ''}")
 
 
 def _compare(truth: bytes, seen: bytes, complete: bool) -> tuple[str, str] | None:

@@ -30,7 +30,8 @@ _TABLE = [
      "an id after its on_release returned; callbacks for one id never overlap in time."),
     ("S3", "inbound stream",
      "The concatenation of on_recv data equals the bytes the peer sent, in order, whatever the "
-     "chunking; on_recv is never called with empty data."),
+     "chunking; on_recv is never called with empty data, and its data is bytes, which no "
+     "later receive can change."),
     ("S4", "outbound stream",
      "The bytes of the send() calls that returned True reach the peer in call order, each "
      "call's bytes contiguous, none lost or duplicated, however the kernel splits the writes."),

@@ -1,13 +1,16 @@
-"""`FaultInjector.wrap_stream`: the same faults for a Trio stream.
+"""`FaultInjector.wrap_stream` and `wrap_trio_listener`: the same faults for Trio.
 
 Trio's socket methods call the stdlib socket's C methods directly, so a wrapped stdlib socket
 would be bypassed; the faults go in one level up, around `receive_some` and `send_all`. They
 are played Trio's way: WOULD_BLOCK waits for readiness (a trip through the I/O loop, which
 is what EAGAIN costs a Trio task), INTERRUPTED is a `trio.sleep`, and a SHORT send_all is
 two send_all calls with a checkpoint between them -- a short write inside Trio's own loop.
+The listener's accept() faults are played around `SocketListener.accept` (`FaultyListener`).
 """
 
 from __future__ import annotations
+
+import errno
 
 import trio
 
@@ -54,3 +57,29 @@ class FaultyStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+class FaultyListener(trio.abc.Listener[trio.SocketStream]):
+    """A Trio listener whose accept() meets the plan's `accept` steps first.
+
+    Trio's `SocketListener.accept` retries ECONNABORTED (and the like) in its own loop and
+    passes EMFILE on to its caller, so that is what this does: ABORTED is noted and the
+    accept goes on; EMFILE raises, after a checkpoint, as an accept() call of Trio's would.
+    """
+
+    def __init__(self, listener: trio.SocketListener, faults: FaultInjector) -> None:
+        self.listener, self._faults = listener, faults
+        self.socket = listener.socket
+
+    async def accept(self) -> trio.SocketStream:
+        while True:
+            fault = self._faults.accept_fault()
+            if fault is Fault.NONE:
+                return await self.listener.accept()
+            await trio.lowlevel.checkpoint()
+            if fault is Fault.EMFILE:
+                raise OSError(errno.EMFILE, "injected: too many open files")
+            # ABORTED: Trio's SocketListener would retry; so do we.
+
+    async def aclose(self) -> None:
+        await self.listener.aclose()

@@ -218,7 +218,7 @@ class Scenario:
         # The faults being played on this server, if it opts in; None otherwise.
         self.faults: FaultInjector | None = None
         inject = getattr(self.server, "inject_faults", None)
-        if faults is not None and faults.sessions and callable(inject):
+        if faults is not None and (faults.sessions or faults.accept) and callable(inject):
             self.faults = FaultInjector(
                 faults, lambda text, sid, ends: rec.note(text, session_id=sid, ends=ends),
                 rec.index.peer_order.get)

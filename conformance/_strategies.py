@@ -52,14 +52,16 @@ def tagged(tag: int, size: int) -> bytes:
     return (unit * (size // len(unit) + 1))[:size]
 
 
-def fault_plans(*, resets: bool = False) -> st.SearchStrategy[FaultPlan]:
+def fault_plans(*, resets: bool = False, accept: bool = False) -> st.SearchStrategy[FaultPlan]:
     """Faults for the sessions of a scenario (`conformance.faults`), shrinking toward none.
 
     Up to 6 steps per direction for up to 3 session schedules (cycled over the sessions):
     enough to put a fault at any early call, small enough to shrink fast.
     Pauses stay at 2 ms or less, so even a one-thread server meeting a hundred of them stays
     far inside every deadline. RESET only with `resets`: a test that draws it must relax the
-    reset sessions' expectations (`FaultInjector.reset_ids`).
+    reset sessions' expectations (`FaultInjector.reset_ids`). With `accept`, also up to 4
+    steps for the listener's accept() calls: EMFILE (out of descriptors for up to 0.2 s, which
+    a back-off of 0.1 s rides out) and ABORTED (ECONNABORTED).
     """
     sizes = st.sampled_from([1, 2, 7]) | st.integers(1, 4096)
     pauses = st.sampled_from([0.0002, 0.001, 0.002])
@@ -74,4 +76,13 @@ def fault_plans(*, resets: bool = False) -> st.SearchStrategy[FaultPlan]:
     steps = st.lists(st.one_of(kinds), max_size=6).map(tuple)
     holds = st.lists(st.sampled_from([0.0, 0.001, 0.005, 0.02]), max_size=6).map(tuple)
     schedule = st.builds(SessionFaults, recv=steps, send=steps, hold=holds)
-    return st.builds(FaultPlan, st.lists(schedule, max_size=3).map(tuple))
+    sessions = st.lists(schedule, max_size=3).map(tuple)
+    if not accept:
+        return st.builds(FaultPlan, sessions)
+    at_limit = st.sampled_from([0.0, 0.001, 0.02, 0.2])
+    accept_steps = st.lists(st.one_of(
+        st.just(Step()),
+        st.builds(Step, st.just(Fault.EMFILE), pause=at_limit),
+        st.just(Step(Fault.ABORTED)),
+    ), max_size=4).map(tuple)
+    return st.builds(FaultPlan, sessions, accept_steps)

@@ -46,6 +46,9 @@ class TraceEvent:
     peer_port: int | None = None  # the client port, for notes made before the id is known
     ends: bool = False  # a note of something that may end a session: FIN, RST, stop() (S2)
     broke: bool = False  # a note that a peer saw its connection reset (S2: needs a cause)
+    # on_recv: the object the implementation passed, kept as it was (`data` is the copy taken
+    # at delivery), so the check at the end can see that it is bytes and never changed (S3).
+    passed: object = None
 
     def describe(self) -> str:
         """One line of timeline: `on_recv(3, 12 bytes b'hello')`."""
@@ -140,8 +143,11 @@ class Recorder:
                 if port is not None:
                     self.index.by_port.setdefault(port, []).append((seq, session_id))
                 self._cond.notify_all()
-        elif kind is Kind.RECV:
-            data = bytes(data)
+        passed: object = None
+        if kind is Kind.RECV:
+            # The hooks get a copy: what the application does stays the suite's; what the
+            # implementation passed is judged by the checker, at the end of the scenario.
+            passed, data = data, bytes(data)
         hook = self.hooks[kind]
         error = ""
         try:
@@ -153,7 +159,7 @@ class Recorder:
         finally:
             self._end(
                 seq, t, kind, session_id, data=data, detail=detail, error=error,
-                peer_port=port,
+                peer_port=port, passed=passed,
             )
 
     # ---- the application side: calls into the implementation, recorded
@@ -222,6 +228,7 @@ class Recorder:
         peer_port: int | None = None,
         ends: bool = False,
         broke: bool = False,
+        passed: object = None,
     ) -> None:
         with self._cond:
             self._seq += 1
@@ -239,6 +246,7 @@ class Recorder:
                 peer_port=peer_port,
                 ends=ends,
                 broke=broke,
+                passed=passed,
             )
             self.events.append(event)
             ix = self.index

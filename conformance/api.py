@@ -70,7 +70,12 @@ class SessionHandler(Protocol):
 
     def on_recv(self, session_id: int, data: bytes) -> None:
         """The peer sent `data` (S3). Never called with empty data: a zero-byte recv means the
-        peer closed, and it is reported by `on_release`, not here (S5)."""
+        peer closed, and it is reported by `on_release`, not here (S5).
+
+        `data` is a `bytes` object (a subclass of bytes will do): immutable, so the
+        application may keep it, and it is the same value for ever. Never a memoryview or
+        bytearray of a receive buffer the implementation goes on using (S3).
+        """
 
     def on_release(self, session_id: int) -> None:
         """The session is over: called exactly once, last, after the socket was closed (S2).

@@ -19,8 +19,13 @@ and route each session's socket through the injector once it has its id:
     delay = self._faults.hold(session_id)                      # proactors: before queuing
                                                                # a completion packet
 
+and, to meet accept()'s faults, route the listening socket through it too:
+
+    listener = self._faults.wrap_listener(listener)            # stdlib sockets
+    listener = self._faults.wrap_trio_listener(listener)       # a trio.SocketListener
+
 Servers without the method get every black-box property all the same; they just never see
-a fault. Only session sockets are wrapped: the listener and any wakeup pipes stay exact.
+a fault. Only session sockets and the listener are wrapped: wakeup pipes stay exact.
 
 **What a wrapped socket does.** Each session has a schedule of `Step`s for its recv calls
 (`recv`, `recv_into`, `recvmsg_into`) and one for its send calls (`send`, `sendmsg`). Each
@@ -39,6 +44,18 @@ of the `Fault`s -- every one of them something a real kernel does:
 - RESET: the connection is reset before the call, for real: an RST goes to the peer and the
   call fails with ECONNRESET (or EPIPE), as after a reset from the network. Tests that draw
   resets relax only that session's expectations (`FaultInjector.reset_ids`).
+
+**What a wrapped listener does.** Its accept() calls follow the plan's `accept` schedule, one
+step per call, with two faults of their own:
+
+- EMFILE: the process is out of file descriptors. accept() fails with EMFILE before taking a
+  connection, which stays in the backlog -- and the listener stays readable, and (watched
+  edge-triggered) no new edge will come for it. The process stays at its limit for `pause`
+  seconds from that call: every accept() in between fails the same way (0: just that call).
+  Those calls do not advance the schedule, and only the first is noted in the timeline.
+- ABORTED: accept() fails with ECONNABORTED -- a connection was reset before it was accepted
+  (BSD and Windows drop it; Linux may instead return it, already reset). The suite's stand-in
+  takes no connection: the next one is still waiting, and the server must just accept it.
 
 Every injected fault is a note in the scenario's timeline, so a failure shows which faults
 led to it. Steps are drawn by Hypothesis (`conformance._strategies.fault_plans`) from the same
@@ -73,11 +90,14 @@ class Fault(enum.Enum):
     WOULD_BLOCK = "would-block"
     INTERRUPTED = "interrupted"
     RESET = "reset"
+    EMFILE = "emfile"  # accept() only: out of file descriptors
+    ABORTED = "aborted"  # accept() only: ECONNABORTED
 
 
 @dataclass(frozen=True)
 class Step:
-    """What one call meets. `size`: SHORT's byte cap (>= 1); `pause`: INTERRUPTED's seconds."""
+    """What one call meets. `size`: SHORT's byte cap (>= 1); `pause`: INTERRUPTED's seconds,
+    or how long EMFILE's limit lasts."""
 
     fault: Fault = Fault.NONE
     size: int = 1
@@ -88,6 +108,8 @@ class Step:
             return f"short({self.size})"
         if self.fault is Fault.INTERRUPTED:
             return f"interrupted({self.pause * 1000:g} ms)"
+        if self.fault is Fault.EMFILE and self.pause > 0:
+            return f"emfile({self.pause * 1000:g} ms)"
         return str(self.fault.value)
 
 
@@ -108,27 +130,31 @@ class SessionFaults:
 @dataclass(frozen=True)
 class FaultPlan:
     """Schedules for the sessions, in the order their sockets are wrapped; the k-th gets
-    `sessions[k % len(sessions)]`, so a plan covers any number of sessions. Empty: no faults."""
+    `sessions[k % len(sessions)]`, so a plan covers any number of sessions; and `accept`, the
+    listener's steps, one per accept() call (then exact again). Empty: no faults."""
 
     sessions: tuple[SessionFaults, ...] = ()
+    accept: tuple[Step, ...] = ()
 
     @property
     def resets(self) -> bool:
         return any(s.resets for s in self.sessions)
 
 
-Note = Callable[[str, int, bool], object]  # (text, session_id, ends it): into the timeline
+Note = Callable[[str, int | None, bool], object]  # (text, session_id, ends it): into the timeline
 
 
 class FaultInjector:
-    """Hands each session's calls their steps. Thread-safe: implementation threads call it.
+    """Hands each session's calls their steps, and the listener's accept() calls theirs.
+    Thread-safe: implementation threads call it.
 
     `note(text, session_id, ends)` puts each injected fault into the timeline (`ends`: a
     RESET, which ends the session), and `peer_order(port)`
     says how many test peers connected before the one on client `port` (the harness passes
     its recorder's): the k-th peer's session gets schedule k, whichever thread or loop
     accepts it first. `reset_ids` holds the sessions whose connection a RESET ended, and
-    `injected` counts the faults by kind.
+    `injected` counts the faults by kind (EMFILE: every accept() call it failed; an accept
+    fault's note has no session id).
     """
 
     def __init__(self, plan: FaultPlan, note: Note | None = None,
@@ -141,6 +167,8 @@ class FaultInjector:
         self._calls: Counter[tuple[int, str]] = Counter()
         self.reset_ids: set[int] = set()
         self.injected: Counter[str] = Counter()  # "short", ..., "hold"
+        self._accepts = 0  # accept() calls that took a step of the plan's `accept` schedule
+        self._at_limit_until = 0.0  # an EMFILE step's limit lasts until then (monotonic)
 
     # ---- for implementations
 
@@ -177,6 +205,51 @@ class FaultInjector:
             self._record("hold", session_id, f"completion of {session_id} held "
                          f"{seconds * 1000:g} ms")
         return seconds
+
+    def wrap_listener(self, sock: socket.socket) -> socket.socket:
+        """`sock` (a listening socket), as one whose accept() calls meet the plan's `accept`
+        schedule. Like `wrap_socket`: the same descriptor, `sock` detached."""
+        timeout = sock.gettimeout()
+        faulty = _FaultyListener(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        faulty.settimeout(timeout)
+        faulty._faults = self
+        return faulty
+
+    def wrap_trio_listener(self, listener: trio.SocketListener
+                           ) -> trio.abc.Listener[trio.SocketStream]:
+        """`listener`, as a Trio listener whose accept() meets the same schedule. Trio's own
+        `SocketListener.accept` retries ECONNABORTED itself, so an ABORTED step is played
+        there (noted, then the accept goes on); EMFILE reaches the caller, as in Trio."""
+        from ._faults_trio import FaultyListener
+
+        return FaultyListener(listener, self)
+
+    def before_accept(self) -> None:
+        """Play the next accept step before a real accept() call: raise EMFILE (while at the
+        limit) or ECONNABORTED, or return for an exact call."""
+        fault = self.accept_fault()
+        if fault is Fault.EMFILE:
+            raise OSError(errno.EMFILE, "injected: too many open files")
+        if fault is Fault.ABORTED:
+            raise OSError(errno.ECONNABORTED, "injected: connection aborted before accept")
+
+    def accept_fault(self) -> Fault:
+        """The fault the next accept() call meets (NONE: exact), noted and counted; for a
+        listener that plays the steps itself (`before_accept` does it for stdlib sockets)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._at_limit_until:
+                self.injected[Fault.EMFILE.value] += 1  # still out of descriptors: no note
+                return Fault.EMFILE
+            n = self._accepts
+            self._accepts += 1
+            step = self.plan.accept[n] if n < len(self.plan.accept) else Step()
+            if step.fault is Fault.EMFILE:
+                self._at_limit_until = now + step.pause
+        if step.fault is Fault.NONE:
+            return step.fault
+        self._record(step.fault.value, None, f"accept #{n + 1}: {step!r}")
+        return step.fault
 
     # ---- the steps
 
@@ -248,7 +321,7 @@ class FaultInjector:
                 k = len(self._schedules) if order is None else order
                 self._schedules[session_id] = sessions[k % len(sessions)]
 
-    def _record(self, fault: str, session_id: int, text: str) -> None:
+    def _record(self, fault: str, session_id: int | None, text: str) -> None:
         with self._lock:
             self.injected[fault] += 1
         if self._note is not None:
@@ -287,6 +360,16 @@ class _FaultySocket(socket.socket):
     def sendmsg(self, buffers: Any, *args: Any) -> int:
         cap = self._before("send")
         return super().sendmsg(_prefix(buffers, cap), *args)
+
+
+class _FaultyListener(socket.socket):
+    """A listening socket.socket whose accept() meets the plan's `accept` steps first."""
+
+    _faults: FaultInjector
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self._faults.before_accept()
+        return super().accept()
 
 
 def _prefix(buffers: Any, cap: int | None) -> list[memoryview]:

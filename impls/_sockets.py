@@ -47,8 +47,8 @@ def abort_on_close(sock: _Socket) -> None:
 
 class FaultOptIn:
     """The suite's fault injection, opted into (`conformance.faults`): testing plumbing, not
-    part of any model. Without `inject_faults()`, `session_socket` and `session_stream`
-    return what they are given."""
+    part of any model. Without `inject_faults()`, `session_socket`, `session_stream`,
+    `listener_socket` and `trio_listener` return what they are given."""
 
     _faults: FaultInjector | None = None
 
@@ -70,6 +70,20 @@ class FaultOptIn:
         if self._faults is None:
             return stream
         return self._faults.wrap_stream(stream, session_id)
+
+    def listener_socket(self, sock: socket.socket) -> socket.socket:
+        """The listening socket, or -- under fault injection -- its stand-in whose accept()
+        may fail with EMFILE or ECONNABORTED (`sock` is then detached)."""
+        if self._faults is None:
+            return sock
+        return self._faults.wrap_listener(sock)
+
+    def trio_listener(self, listener: trio.SocketListener
+                      ) -> trio.abc.Listener[trio.SocketStream]:
+        """The same for a Trio listener."""
+        if self._faults is None:
+            return listener
+        return self._faults.wrap_trio_listener(listener)
 
 
 def quietly(fn: Callable[..., object], *args: object) -> None:

@@ -99,7 +99,7 @@ class BlockingServer(FaultOptIn):
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._listener = listen(host, port)
+        self._listener = self.listener_socket(listen(host, port))
         self._acceptor = threading.Thread(
             target=self._accept_loop, name="blocking-accept", daemon=True
         )

@@ -27,6 +27,8 @@ loop's inbox. A session belongs to one loop for its whole life, so its callbacks
 one thread and never overlap (S2). Draining is fair: each turn reads at most READS_PER_TURN
 times from one socket and accepts at most ACCEPTS_PER_TURN connections; a socket cut short is
 remembered and served next turn, because no new edge will come for it.
+The same goes for accept() failing with EMFILE (out of descriptors): the connection stays in
+the backlog with no new edge to come, so the drain stays pending and resumes after a back-off.
 
 send() from any thread appends to the session's queue under a lock and asks the owning loop to
 flush; the loop writes until EAGAIN and arms EPOLLOUT only then. Closing is as in the select
@@ -63,7 +65,7 @@ from impls._core import (
     admit_send,
     run_callback,
 )
-from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["EpollServer", "make_server"]
 
@@ -136,14 +138,17 @@ class EpollServer(FaultOptIn):
         self._listener: socket.socket | None = None
         self._loops: list[Loop] = []
         self._next_loop = itertools.cycle(range(max(1, config.workers)))
-        self._accept_pending = False  # the last accept drain was cut short
+        # Loop 0's alone: the listener has connections not yet accepted (an edge came, or
+        # the last drain was cut short) -- and, out of descriptors, when to try again.
+        self._accept_pending = False
+        self._accept_resume = 0.0
         self._stopping = False
 
     def start(
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._listener = listen(host, port)
+        self._listener = self.listener_socket(listen(host, port))
         self._listener.setblocking(False)
         self._loops = [Loop(i) for i in range(max(1, self._config.workers))]
         for loop in self._loops:
@@ -197,8 +202,8 @@ class EpollServer(FaultOptIn):
                     self._shut_down(loop)
                 if stopping and not loop.sessions:
                     break
-                busy = loop.more_to_read or loop.flush_soon or loop.inbox or (
-                    loop.index == 0 and self._accept_pending and not stopping)
+                accept_now = loop.index == 0 and self._accept_due() and not stopping
+                busy = loop.more_to_read or loop.flush_soon or loop.inbox or accept_now
                 timeout = 0.0 if busy else self._next_deadline(loop)
                 loop.asleep = not busy
             events = loop.epoll.poll(timeout, MAX_EVENTS)
@@ -219,7 +224,7 @@ class EpollServer(FaultOptIn):
                     if mask & select.EPOLLOUT:
                         with self._lock:
                             loop.flush_soon.add(s)
-            if loop.index == 0 and self._accept_pending and not stopping:
+            if loop.index == 0 and self._accept_due() and not stopping:
                 self._on_acceptable()
             for s in list(loop.more_to_read):
                 loop.more_to_read.discard(s)
@@ -233,12 +238,20 @@ class EpollServer(FaultOptIn):
         os.close(loop.waker)
 
     def _next_deadline(self, loop: Loop) -> float | None:
-        """epoll_wait timeout: until the nearest linger deadline, or forever (None)."""
-        if not loop.closing:
+        """epoll_wait timeout: until the nearest linger deadline (or, on loop 0, the accept
+        retry after EMFILE), or forever (None)."""
+        deadlines = [s.linger_deadline for s in loop.closing]
+        if loop.index == 0 and self._accept_pending and self._accept_resume > time.monotonic():
+            deadlines.append(self._accept_resume)
+        if not deadlines:
             return None
-        return max(0.0, min(s.linger_deadline for s in loop.closing) - time.monotonic())
+        return max(0.0, min(deadlines) - time.monotonic())
 
     # ---- accept
+
+    def _accept_due(self) -> bool:
+        """Loop 0: connections wait to be accepted, and no EMFILE back-off is running."""
+        return self._accept_pending and time.monotonic() >= self._accept_resume
 
     def _on_acceptable(self) -> None:
         """Accept until EAGAIN: the burst arrived as one edge (S10)."""
@@ -251,7 +264,10 @@ class EpollServer(FaultOptIn):
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self._accept_pending = False  # wait for the next edge, do not spin
+                    # Out of descriptors: the connection stays in the backlog. Neither
+                    # retry at once (a spin, S6) nor wait for a new edge (it may never
+                    # come, S10): back off and come back.
+                    self._accept_later()
                     return
                 continue  # ECONNABORTED and friends: that one connection is gone
             loop = self._loops[next(self._next_loop)]
@@ -261,6 +277,18 @@ class EpollServer(FaultOptIn):
                     return
                 loop.inbox.append((conn, (addr[0], addr[1])))
                 loop.wake()
+
+    def _accept_later(self) -> None:
+        """accept() failed with EMFILE/ENFILE: out of file descriptors.
+
+        The trap: the connection was not taken, it still waits in the backlog, and the
+        listener stays readable. Retry at once and the loop spins a core until a descriptor
+        is freed (S6). Clear `_accept_pending` and wait for the next edge, and that edge may
+        never come -- nobody else connects, and the backlog is stranded (S10). So the drain
+        stays pending and resumes after ACCEPT_RETRY, on a timer epoll_wait wakes for
+        (`_next_deadline`), as the other models back off.
+        """
+        self._accept_resume = time.monotonic() + ACCEPT_RETRY
 
     def _adopt(self, loop: Loop, conn: socket.socket, addr: tuple[str, int]) -> None:
         """A connection handed to this loop: give it an id, watch it, greet the handler."""

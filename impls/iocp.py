@@ -45,6 +45,7 @@ Sources:
 from __future__ import annotations
 
 import enum
+import errno
 import socket
 import threading
 from collections.abc import Callable
@@ -64,7 +65,7 @@ from impls._core import (
     ready_to_release,
     run_callback,
 )
-from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
+from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
 
 if TYPE_CHECKING:
     from conformance.faults import FaultInjector
@@ -82,6 +83,7 @@ class Key(enum.Enum):
     """Completion keys that are not sessions (a session's key is the session itself)."""
 
     LISTENER = "listener"
+    ACCEPT_RETRY = "accept-retry"  # the timer that re-posts an AcceptEx after EMFILE
     QUIT = "quit"
 
 
@@ -127,7 +129,7 @@ class IocpServer(FaultOptIn):
         self._port: CompletionPort | None = None
         self._listener: socket.socket | None = None
         self._workers: list[threading.Thread] = []
-        self._accepts_pending = 0
+        self._accepts_pending = 0  # AcceptEx posted, or waiting out an EMFILE back-off
         self._stopping = False
 
     def start(
@@ -135,7 +137,7 @@ class IocpServer(FaultOptIn):
     ) -> tuple[str, int]:
         self._handler = handler
         self._port = CompletionPort(None if self._faults is None else _HeldPackets(self._faults))
-        self._listener = listen(host, port)
+        self._listener = self.listener_socket(listen(host, port))
         self._port.associate(self._listener, Key.LISTENER)
         with self._lock:
             for _ in range(ACCEPTS_POSTED):
@@ -206,6 +208,8 @@ class IocpServer(FaultOptIn):
                 return
             if key is Key.LISTENER:
                 self._on_accept_done(packet)
+            elif key is Key.ACCEPT_RETRY:
+                self._on_accept_retry()
             elif isinstance(key, Linger):
                 self._on_linger_expired(key.session_id)
             elif isinstance(key, Session):
@@ -231,6 +235,33 @@ class IocpServer(FaultOptIn):
         self._accepts_pending += 1
         self._port.issue(Overlapped(OpKind.ACCEPT, self._listener))
 
+    def _accept_repost(self, error: int) -> None:
+        """An AcceptEx failed: post another, so ACCEPTS_POSTED stay outstanding (S10).
+        Caller holds self._lock.
+
+        The trap is EMFILE/ENFILE (Windows: WSAEMFILE, WSAENOBUFS): out of descriptors, the
+        connection stays in the backlog and the listener stays ready, so an AcceptEx posted
+        now fails at once, and again, and again -- a worker spins a core until a descriptor
+        is freed (S6). So that one is re-posted after ACCEPT_RETRY, by a timer packet, as the
+        other models back off; meanwhile it still counts as pending, so stop() waits for it.
+        Any other failure (ECONNABORTED: that connection was reset before it was accepted)
+        concerns one connection only: the next may be waiting, so post at once.
+        """
+        assert self._port is not None
+        if error in (errno.EMFILE, errno.ENFILE):
+            self._accepts_pending += 1
+            self._port.post_after(ACCEPT_RETRY, Key.ACCEPT_RETRY, Overlapped(OpKind.TIMER, None))
+        else:
+            self._accept_post()
+
+    def _on_accept_retry(self) -> None:
+        """The back-off after EMFILE is over: post the AcceptEx (unless stopping)."""
+        with self._lock:
+            self._accepts_pending -= 1
+            self._all_done.notify_all()
+            if not self._stopping:
+                self._accept_post()
+
     def _on_accept_done(self, packet: Packet) -> None:
         assert self._handler is not None and self._port is not None
         ov = packet.overlapped
@@ -244,7 +275,9 @@ class IocpServer(FaultOptIn):
                 if conn is not None:
                     conn.close()  # never announced: nothing is owed to it
                 if not self._stopping and packet.error != ECANCELED:
-                    self._accept_post()
+                    # Failed, e.g. out of descriptors (EMFILE): re-post -- after a back-off,
+                    # since an AcceptEx posted at once would fail at once, forever (S6).
+                    self._accept_repost(packet.error)
                 return
             self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
             s = self._table.add(lambda sid: Session(

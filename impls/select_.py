@@ -109,7 +109,7 @@ class SelectServer(FaultOptIn):
         self, handler: SessionHandler, host: str = "127.0.0.1", port: int = 0
     ) -> tuple[str, int]:
         self._handler = handler
-        self._listener = listen(host, port)
+        self._listener = self.listener_socket(listen(host, port))
         self._waker_r, self._waker_w = socket.socketpair()
         for sock in (self._listener, self._waker_r, self._waker_w):
             sock.setblocking(False)

@@ -167,15 +167,18 @@ class TrioServer(FaultOptIn):
     async def _main(self, host: str, port: int) -> None:
         self._token = trio.lowlevel.current_trio_token()
         listeners = await trio.open_tcp_listeners(port, host=host, backlog=ACCEPT_BACKLOG)
-        listener = listeners[0]
-        self._bound = listener.socket.getsockname()[:2]
+        self._bound = listeners[0].socket.getsockname()[:2]
+        listener = self.trio_listener(listeners[0])
         self._started.set()
         async with trio.open_nursery() as sessions:
             with self._accept_scope:  # stop() cancels this
                 while True:
                     try:
                         stream = await listener.accept()
-                    except OSError:  # EMFILE: the connection waits in the backlog
+                    except OSError:
+                        # EMFILE/ENFILE (Trio retries ECONNABORTED itself): the connection
+                        # waits in the backlog and the listener stays readable, so retrying
+                        # at once would spin. Back off, as trio.serve_listeners does.
                         await trio.sleep(ACCEPT_RETRY)
                         continue
                     sessions.start_soon(self._serve, stream)

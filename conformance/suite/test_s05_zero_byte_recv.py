@@ -8,13 +8,22 @@ message. The peer here half-closes (SHUT_WR) and keeps reading, so it can tell b
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._profiles import suite_settings
-from conformance._strategies import chunkings, fault_plans, payloads
+from conformance._strategies import (
+    KERNEL_BUFFERED,
+    chunkings,
+    fault_plans,
+    make_payload,
+    payloads,
+)
+from conformance._trace import Kind
 
 
 @pytest.mark.clause("S5")
@@ -23,12 +32,19 @@ from conformance._strategies import chunkings, fault_plans, payloads
        reply=payloads(max_size=64 << 10), faults=fault_plans())
 def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, reply, faults):
     """Peer sends, then FIN: every byte reaches on_recv before on_release, the echo and the
-    reply queued from the last on_recv reach the peer, then EOF, then release (S5)."""
+    reply queued from the last on_recv reach the peer, then EOF, then release (S5).
+
+    The data before the FIN is delivered while the session is still live, so send() from
+    inside those on_recv calls is accepted -- also from the last one. The classic bug reads
+    to the FIN first, marks the session closing, and only then delivers what it read: the
+    reply to the last message is refused (or accepted and dropped), and the peer that asked
+    and half-closed never gets its answer."""
     replied: set[int] = set()
 
     def echo_then_reply_once(rec, sid, chunk):
         echo(rec, sid, chunk)
-        if len(rec.received(sid)) == len(data) and sid not in replied:
+        # rec.received() does not include `chunk` yet: it is indexed when on_recv returns.
+        if len(rec.received(sid)) + len(chunk) == len(data) and sid not in replied:
             replied.add(sid)
             rec.send(sid, reply)
 
@@ -43,6 +59,66 @@ def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, re
                  expected=f"the peer of {sid} to read every accepted byte, then EOF",
                  stall=sc.timeouts.call, progress=lambda: min(len(peer.received), owed),
                  session_ids=[sid])
+        _refused_from_on_recv(sc, sid)
+        _flushed_before_eof(sc, peer, sid)
+        sc.released(sid, clause="S5", why="after the peer's FIN, once the flush was done")
+        sc.settle(peer, inbound_complete=True, outbound_complete=True)
+
+
+@pytest.mark.clause("S5")
+@suite_settings(weight=0.25)
+@given(big=st.integers(2 * KERNEL_BUFFERED + 1, 3 * KERNEL_BUFFERED), seed=st.integers(0, 2**16),
+       pieces=st.integers(1, 4), request=payloads(max_size=4096),
+       rcvbuf=st.sampled_from([None, 4096]))
+def test_s05_fin_mid_transfer_still_flushes_it(conformance, big, seed, pieces, request, rcvbuf):
+    """The application answers on_connect with far more than the kernel can buffer; the peer,
+    not reading yet, sends a request and half-closes, so the FIN is observed while the answer
+    is still in flight -- a partial send, a WSASend not yet completed, most of it still
+    queued. Then the peer reads (slowly, with a small window): every accepted byte, then EOF,
+    then on_release (S5).
+
+    The classic bug is a proactor's: the zero-byte WSARecv completion is taken for "the
+    session's last operation ended" and the socket is closed there, while a WSASend is still
+    pending. The peer gets what the kernel buffered, then EOF. The flush has no fixed total
+    here: the peer reads as fast as its window lets it, and only a stall fails."""
+    answer = make_payload(big, seed)
+    cut = [big * i // pieces for i in range(pieces + 1)]
+    blocks = [answer[a:b] for a, b in pairwise(cut)]
+
+    def answer_at_once(rec, sid, _):
+        for block in blocks:
+            rec.send(sid, block)
+
+    # The flush starts when the FIN is observed and lasts as long as the peer takes to read:
+    # linger must not cut it short, however slow the machine (it scales with the answer).
+    linger = conformance.timeouts.io * (1 + big / KERNEL_BUFFERED)
+    with conformance.scenario(on_connect=answer_at_once, send_queue_limit=big,
+                              linger=linger) as sc:
+        peer = sc.connect(rcvbuf=rcvbuf)
+        peer.pause_reading()
+        sid = sc.session(peer)
+        sc.wait(lambda: any(e.kind is Kind.CONNECT and e.session_id == sid
+                            for e in sc.rec.events), clause="S6",
+                expected=f"on_connect({sid}) to return after its send() calls",
+                stall=sc.timeouts.call, session_ids=[sid])
+        if sc.rec.accepted(sid) != answer:
+            raise sc.fail("S7", f"send() of {big} bytes in {pieces} calls from on_connect to "
+                          f"be accepted (send_queue_limit={big})",
+                          f"{len(sc.rec.accepted(sid))} bytes were accepted", [sid])
+        peer.queue(request)
+        peer.shut_write()
+        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                 expected="the peer's request and FIN to be taken by the kernel",
+                 stall=sc.timeouts.call, session_ids=[sid])
+        sc.wait(lambda: len(sc.rec.received(sid)) == len(request), clause="S3",
+                expected=f"on_recv to deliver the {len(request)}-byte request",
+                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+                stall=sc.timeouts.call, session_ids=[sid])
+        peer.resume_reading()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
+                 expected=f"the peer of {sid} to read all {big} accepted bytes, then EOF",
+                 timeout=linger, stall=sc.timeouts.call, session_ids=[sid])
+        _flushed_before_eof(sc, peer, sid)
         sc.released(sid, clause="S5", why="after the peer's FIN, once the flush was done")
         sc.settle(peer, inbound_complete=True, outbound_complete=True)
 
@@ -73,3 +149,28 @@ def test_s05_fin_with_nothing_queued_releases_within_a_second(conformance, data,
             raise sc.fail("S5", "the FIN of one peer to release only its own session",
                           f"sessions {gone} were released too", [sid, *gone])
         sc.settle(peer, inbound_complete=True)
+
+
+# ---- checks shared by the properties
+
+
+def _refused_from_on_recv(sc, sid: int) -> None:
+    """S5: send() from inside on_recv of data that came before the FIN was accepted."""
+    trace = sc.rec.trace()
+    calls = [e for e in trace if e.kind is Kind.RECV and e.session_id == sid]
+    for e in trace:
+        if (e.kind is Kind.SEND and e.session_id == sid and e.result is False
+                and any(c.seq < e.seq < c.end_seq for c in calls)):
+            raise sc.fail("S5", f"send({sid}, ...) from inside on_recv of data sent before "
+                          "the FIN to be accepted: the session is live until that data is "
+                          "delivered", f"{e.describe()} (was the session marked closing "
+                          "before the last data was delivered?)", [sid])
+
+
+def _flushed_before_eof(sc, peer, sid: int) -> None:
+    """S5: the peer read EOF only after every byte send() accepted."""
+    accepted = sc.rec.accepted(sid)
+    if peer.eof != "EOF" or bytes(peer.received) != accepted:
+        raise sc.fail("S5", f"the peer of {sid} to read all {len(accepted)} accepted bytes, "
+                      "then EOF", f"it read {len(peer.received)} bytes, then "
+                      f"{peer.eof or 'nothing more'}", [sid])

@@ -7,7 +7,9 @@ a reset. The schedule bookkeeping and `_prefix` are tested without sockets.
 
 from __future__ import annotations
 
+import errno
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,7 +27,7 @@ from conformance.faults import (
 )
 
 SHORT3 = Step(Fault.SHORT, size=3)
-Noted = tuple[str, int, bool]  # what the note callback was given
+Noted = tuple[str, int | None, bool]  # what the note callback was given
 
 
 @contextmanager
@@ -45,7 +47,7 @@ def pair(faults: FaultInjector, sid: int = 1, *, blocking: bool = False,
 
 
 def injector(*schedules: SessionFaults, notes: list[Noted] | None = None) -> FaultInjector:
-    def note(text: str, sid: int, ends: bool) -> None:
+    def note(text: str, sid: int | None, ends: bool) -> None:
         if notes is not None:
             notes.append((text, sid, ends))
 
@@ -228,3 +230,78 @@ def test_trio_stream_short_receive_split_send_and_reset() -> None:
     trio.run(main)
     assert faults.reset_ids == {5}
     assert dict(faults.injected) == {"short": 2, "would-block": 1, "reset": 1}
+
+
+# ---- accept(): EMFILE and ECONNABORTED on the listener
+
+
+def accept_injector(*steps: Step, notes: list[Noted] | None = None) -> FaultInjector:
+    def note(text: str, sid: int | None, ends: bool) -> None:
+        if notes is not None:
+            notes.append((text, sid, ends))
+
+    return FaultInjector(FaultPlan(accept=steps), note)
+
+
+def test_accept_meets_its_steps_and_the_connection_stays_in_the_backlog() -> None:
+    """EMFILE and ECONNABORTED take no connection: the next accept() gets it."""
+    notes: list[Noted] = []
+    faults = accept_injector(Step(Fault.EMFILE), Step(Fault.ABORTED), notes=notes)
+    listener = faults.wrap_listener(socket.create_server(("127.0.0.1", 0)))
+    with listener, socket.create_connection(listener.getsockname()[:2], timeout=5) as client:
+        with pytest.raises(OSError) as emfile:
+            listener.accept()
+        with pytest.raises(ConnectionAbortedError):
+            listener.accept()
+        conn, addr = listener.accept()  # the schedule ran out: exact again
+        with conn:
+            assert addr == client.getsockname()
+            assert type(conn) is socket.socket  # the accepted socket is not wrapped
+    assert emfile.value.errno == errno.EMFILE
+    assert dict(faults.injected) == {"emfile": 1, "aborted": 1}
+    assert [(n[0], n[1]) for n in notes] == [("fault: accept #1: emfile", None),
+                                             ("fault: accept #2: aborted", None)]
+
+
+def test_emfile_lasts_its_pause_and_only_its_first_call_is_noted() -> None:
+    notes: list[Noted] = []
+    faults = accept_injector(Step(Fault.EMFILE, pause=0.05), Step(Fault.ABORTED), notes=notes)
+    listener = faults.wrap_listener(socket.create_server(("127.0.0.1", 0)))
+    listener.setblocking(False)
+    with listener:
+        began = time.monotonic()
+        refused = 0
+        while time.monotonic() - began < 0.04:  # well inside the limit's 50 ms
+            with pytest.raises(OSError) as exc:
+                listener.accept()
+            assert exc.value.errno == errno.EMFILE
+            refused += 1
+        deadline = time.monotonic() + 5
+        while faults.accept_fault() is Fault.EMFILE:  # bounded: the limit ends after 50 ms
+            assert time.monotonic() < deadline
+        with pytest.raises(BlockingIOError):  # the step after the limit: ABORTED was taken
+            listener.accept()                # by accept_fault(); this call is exact
+    assert refused > 1 and faults.injected["emfile"] >= refused
+    assert [n[0] for n in notes] == ["fault: accept #1: emfile(50 ms)", "fault: accept #2: aborted"]
+
+
+def test_trio_listener_raises_emfile_and_retries_aborted_itself() -> None:
+    import trio
+
+    faults = accept_injector(Step(Fault.ABORTED), Step(Fault.EMFILE))
+
+    async def main() -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listener = faults.wrap_trio_listener(listeners[0])
+        client = socket.create_connection(listeners[0].socket.getsockname()[:2], timeout=5)
+        with pytest.raises(OSError) as exc:  # ABORTED was retried inside; EMFILE surfaces
+            await listener.accept()
+        assert exc.value.errno == errno.EMFILE
+        stream = await listener.accept()
+        assert stream.socket.getpeername() == client.getsockname()
+        await stream.aclose()
+        await listener.aclose()
+        client.close()
+
+    trio.run(main)
+    assert dict(faults.injected) == {"aborted": 1, "emfile": 1}
