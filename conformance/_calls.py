@@ -7,7 +7,10 @@ import threading
 import traceback
 from collections.abc import Callable
 
-__all__ = ["bounded_call", "stack_of"]
+__all__ = ["bounded_call", "stack_of", "stuck_calls"]
+
+# Helper threads of calls that never returned, in this process (see `stuck_calls`).
+_stuck: list[threading.Thread] = []
 
 
 def bounded_call(
@@ -30,7 +33,15 @@ def bounded_call(
     thread = threading.Thread(target=target, name="conformance-call", daemon=True)
     thread.start()
     thread.join(timeout)
-    return (box[0], None) if box else (None, thread)
+    if box:
+        return box[0], None
+    _stuck.append(thread)
+    return None, thread
+
+
+def stuck_calls() -> list[threading.Thread]:
+    """The helper threads of bounded calls that are still stuck in the implementation."""
+    return [t for t in _stuck if t.is_alive()]
 
 
 def stack_of(thread: threading.Thread, depth: int = 8) -> str:

@@ -16,6 +16,9 @@ the clause, what was awaited and the timeline. A call into the implementation th
 returns (a deadlock) is caught by a watchdog alarm, which reports where the test thread was
 stuck: it counts only the time spent outside the harness's own bounded waits, so a scenario of
 thousands of connections or megabytes is not cut short by a total that ignores its size.
+A start() or stop() that never returns wedges its server: that is a verdict (S10, S11) reported
+at once (`ServerWedged`), and the implementation's remaining scenarios fail at once
+(`ImplWedged`), so a run against a server that always hangs still ends within a deadline or two.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from ._trace import Hook, Recorder
 from .api import ServerConfig, SessionServer
 from .faults import FaultInjector, FaultPlan
 
-__all__ = ["Harness", "Scenario", "ScenarioHang", "ServerWedged", "ShrinkingStopped", "Timeouts"]
+__all__ = ["Harness", "ImplWedged", "Scenario", "ScenarioHang", "ServerWedged",
+           "ShrinkingStopped", "StartFailed", "Timeouts"]
 
 # Bytes a second that `Timeouts.flush` allows a flush to a reading peer (at scale 1).
 FLUSH_RATE = 1 << 20
@@ -108,19 +112,51 @@ class ScenarioHang(BaseException):
     """
 
 
-class ServerWedged(BaseException):
-    """A scenario failed and then stop() did not return either: the server is stuck (a
-    deadlock, most likely), so re-running examples to shrink the failure would only pile up
-    stuck threads. A BaseException, so Hypothesis reports at once instead of shrinking.
+class StartFailed(ConformanceFailure):
+    """start() hung or raised: a server that does not start accepts nobody (S10). The test's
+    own checks never ran, so its other clauses get no verdict from it."""
 
-    `failure` is the scenario's own failure; its clauses are the verdict.
+
+class ServerWedged(BaseException):
+    """A call into the server never returned -- start() or stop(), in the scenario itself or
+    in the cleanup after another failure: the server is stuck (a deadlock, most likely), so
+    re-running examples to shrink the failure would only pile up stuck threads. A
+    BaseException, so Hypothesis reports at once instead of shrinking.
+
+    `failure` is the scenario's own failure; its clauses and `clause`, the clause of the call
+    that hung (S11 for stop(), S10 for start()), are the verdict. `stop_stack`: where stop()
+    was stuck when it hung in the cleanup, after `failure` (None: `failure` is the hang).
     """
 
-    def __init__(self, failure: BaseException, stop_stack: str) -> None:
+    def __init__(self, failure: BaseException, stop_stack: str | None = None,
+                 clause: str = "S11") -> None:
         self.failure = failure
+        self.clause = clause
+        after = ("" if stop_stack is None else
+                 f"And then stop() did not return either. stop() was at:\n{stop_stack}\n")
         super().__init__(
-            f"{failure}\n\nAnd then stop() did not return either (the server is wedged; "
-            f"no further examples were run). stop() was at:\n{stop_stack}"
+            f"{failure}\n\n{after}The server is wedged: a thread stuck inside it cannot be "
+            f"stopped, so no further examples were run, and the remaining tests of this "
+            f"implementation fail at once, pointing here ({ImplWedged.__name__})."
+        )
+
+
+class ImplWedged(BaseException):
+    """Not run: an earlier scenario of this implementation wedged its server (`ServerWedged`).
+
+    Every scenario ends in stop(), so each later test would wait out the same deadline and
+    leave one more stuck server behind, whose threads may spin or hold locks and disturb the
+    verdicts that follow. The test fails at once instead, charged to `clause` (the hung
+    call's), with a pointer to the first failure, which has what was awaited and the
+    timeline. A BaseException, so Hypothesis does not replay it.
+    """
+
+    def __init__(self, impl: str, first: str, clause: str) -> None:
+        self.clause = clause
+        super().__init__(
+            f"{clause}: not run against {impl}: a server of it is wedged since {first}. "
+            f"The remaining tests of {impl} fail at once; that test's failure has what was "
+            f"awaited and the timeline."
         )
 
 
@@ -154,14 +190,20 @@ class Harness:
     """
 
     def __init__(self, impl: Impl, timeouts: Timeouts,
-                 shrink_budget: float | None = None) -> None:
+                 shrink_budget: float | None = None,
+                 wedged: dict[str, tuple[str, str]] | None = None) -> None:
         self.impl = impl
         self.timeouts = timeouts
         self.shrink_budget = shrink_budget
         self._failing = 0.0  # seconds spent in failing scenarios in this test
+        # impl name -> (where its first server wedged, the hung call's clause); shared by
+        # every Harness of one run (the plugin passes one dict), so later tests fail fast.
+        self.wedged: dict[str, tuple[str, str]] = {} if wedged is None else wedged
+        self._test = "an earlier test"
 
-    def begin_test(self) -> None:
+    def begin_test(self, test: str = "") -> None:
         self._failing = 0.0
+        self._test = test or "an earlier test"
 
     @contextmanager
     def scenario(
@@ -179,6 +221,9 @@ class Harness:
         see `conformance.faults`); ignored for servers that do not.
         """
         __tracebackhide__ = True
+        wedge = self.wedged.get(self.impl.name)
+        if wedge is not None:
+            raise ImplWedged(self.impl.name, *wedge)
         sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config),
                       faults)
         began = time.monotonic()
@@ -191,8 +236,12 @@ class Harness:
                 if isinstance(failure, ConformanceFailure):
                     sc._add_trace_violations(failure)
                 stuck = sc._cleanup()
-                if stuck is not None and not isinstance(failure, ScenarioHang | ServerWedged):
-                    raise ServerWedged(failure, stack_of(stuck)) from failure
+                if stuck is not None:
+                    self._wedge(sc)
+                    if not isinstance(failure, ScenarioHang | ServerWedged):
+                        hung = sc.hung  # the failure is that call hanging, or came before it
+                        raise ServerWedged(failure, None if hung else stack_of(stuck),
+                                           hung[1] if hung else "S11") from failure
                 self._failing += time.monotonic() - began
                 budget = self.shrink_budget
                 if isinstance(failure, Exception) and budget is not None \
@@ -202,6 +251,12 @@ class Harness:
         if sc.faults is not None and currently_in_test_context():
             kinds = sorted(k for k, n in sc.faults.injected.items() if n)
             event(f"faults injected: {', '.join(kinds) or 'none'}")  # --hypothesis-show-statistics
+
+    def _wedge(self, sc: Scenario) -> None:
+        """Remember the first wedged server of this implementation (see ImplWedged)."""
+        call, clause = sc.hung or ("stop()", "S11")
+        self.wedged.setdefault(self.impl.name, (f"{self._test}, whose {call} never returned",
+                                                clause))
 
 
 class Scenario:
@@ -228,19 +283,29 @@ class Scenario:
         self.streams: list[Stream] = []
         self.stopped = False
         self._watchdog = _Watchdog()  # the scenario's, once it runs (Harness.scenario)
+        # A call into the server that never returned: its thread is stuck for good.
+        self.stuck: threading.Thread | None = None
+        # (the call, its clause) when the scenario's failure is that call hanging.
+        self.hung: tuple[str, str] | None = None
 
     def _start(self) -> None:
         __tracebackhide__ = True  # failures point at the test, not here
         name = self.harness.impl.name
+        limit = self.timeouts.start
         with self._watchdog.paused():
             outcome, thread = bounded_call(
-                lambda: self.server.start(self.rec, "127.0.0.1", 0), self.timeouts.start)
+                lambda: self.server.start(self.rec, "127.0.0.1", 0), limit)
+        # A server that does not start accepts nobody: S10 (docs/contract.md, S10).
         if thread is not None:
-            raise RuntimeError(f"{name}: start() did not return within "
-                               f"{self.timeouts.start:g} s; it was at:\n{stack_of(thread)}")
+            self.stuck, self.hung = thread, ("start()", "S10")
+            self.stopped = True  # stop() on a server still inside start() would race it
+            raise StartFailed("S10", f"start() to return the address it bound, once "
+                              f"connections can be accepted (within {limit:g} s)",
+                              f"it was still running, at:\n{stack_of(thread)}")
         if isinstance(outcome, BaseException):
-            raise RuntimeError(f"{name}: start() raised {type(outcome).__name__}: {outcome}"
-                               ) from outcome
+            raise StartFailed("S10", "start() to return the address it bound, once connections "
+                              "can be accepted", f"it raised {type(outcome).__name__}: {outcome}"
+                              ) from outcome
         self.address = bound_address(name, outcome)
 
     # ---- peers
@@ -429,6 +494,7 @@ class Scenario:
         with self._watchdog.paused():
             outcome, thread = bounded_call(self.server.stop, limit)
         if thread is not None:
+            self.stuck, self.hung = thread, ("stop()", "S11")
             raise self.fail("S11", f"stop() to return within {limit:g} s",
                             f"it was still running, at:\n{stack_of(thread)}")
         if isinstance(outcome, BaseException):
@@ -459,14 +525,15 @@ class Scenario:
         failure.add(check_trace(self.rec.trace(), self.streams, final=False))
 
     def _cleanup(self) -> threading.Thread | None:
-        """After a failure: stop and close quietly; returns stop()'s thread if it hung."""
-        stuck = None
+        """After a failure: stop and close quietly; returns the thread of a call into the
+        server that never returned (this stop(), or the start() or stop() that failed)."""
         if not self.stopped:
             self.stopped = True
             with self._watchdog.paused():
                 _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
+            self.stuck = self.stuck or stuck
         self._close_peers()
-        return stuck
+        return self.stuck
 
     def _close_peers(self) -> None:
         for p in self.peers:

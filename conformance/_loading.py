@@ -192,7 +192,10 @@ def bound_address(name: str, returned: object) -> tuple[str, int]:
 
 
 def smoke_start(impl: Impl, timeout: float) -> None:
-    """Start and stop one server with a do-nothing handler, each within `timeout` seconds."""
+    """Start and stop one server with a do-nothing handler, to check that start() returns the
+    address it bound: without one no test can connect, so that is a usage error, like a
+    missing method. A start() or stop() that hangs or raises is not checked here: that is the
+    implementation's failure, which the tests report as a verdict (S10, S11) with the stack."""
 
     class Idle:
         def on_connect(self, session_id: int, peer: tuple[str, int]) -> None: ...
@@ -200,18 +203,11 @@ def smoke_start(impl: Impl, timeout: float) -> None:
         def on_release(self, session_id: int) -> None: ...
 
     server = impl.build(impl.config())
-    for what, call in (("start()", lambda: server.start(Idle())), ("stop()", server.stop)):
-        outcome, stuck = bounded_call(call, timeout)
-        if what == "start()" and stuck is None and not isinstance(outcome, BaseException):
+    outcome, stuck = bounded_call(lambda: server.start(Idle()), timeout)
+    if stuck is not None:
+        return  # stop() on a server still inside start() would race it
+    try:
+        if not isinstance(outcome, BaseException):
             bound_address(impl.name, outcome)
-        if stuck is not None:
-            raise ImplError(
-                f"--impl={impl.name}: {what} did not return within {timeout:g} s. It must "
-                "return promptly (start: once listening; stop: once everything is released). "
-                "If your machine is just slow, raise --conformance-timeout-scale."
-            )
-        if isinstance(outcome, BaseException):
-            raise ImplError(
-                f"--impl={impl.name}: {what} raised {type(outcome).__name__}: {outcome}. "
-                "Run one of the tests with -x --tb=long to see where."
-            ) from outcome
+    finally:
+        bounded_call(server.stop, timeout)  # a hang or an error here: the tests report it

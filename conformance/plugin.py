@@ -19,12 +19,16 @@ Loading lives in `_loading.py`, the verdict table in `_report.py`.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
 from ._report import PROPERTY, Verdicts
@@ -35,6 +39,11 @@ CLAUSE_OPTION = "--clause"
 REPORT_OPTION = "--conformance-report"
 
 _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
+# impl name -> where its first server wedged, and the clause (see _harness.ImplWedged)
+_wedged_key: pytest.StashKey[dict[str, tuple[str, str]]] = pytest.StashKey()
+_exitstatus_key: pytest.StashKey[int] = pytest.StashKey()
+# Calls already stuck when this run began (an earlier in-process run's): not this run's.
+_stuck_before_key: pytest.StashKey[set[threading.Thread]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
     )
+    config.stash[_stuck_before_key] = set(stuck_calls())
     scale = config.getoption("conformance_timeout_scale")
     if scale is None or not math.isfinite(scale) or scale <= 0:
         raise pytest.UsageError(
@@ -94,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         specs = parse_impl_option(option)
         if option is not None:
             # Named explicitly: check now, so a typo is one clear paragraph, not 50 errors.
+            # (A start() or stop() that hangs or raises is a verdict, not a usage error.)
             for spec in specs:
                 impl = resolve(spec)
                 check_interface(impl)
@@ -102,7 +113,42 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImplError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_specs_key] = specs
+    config.stash[_wedged_key] = {}
     config.pluginmanager.register(_RunPlugin.with_impl_fixture(config, specs), "conformance-run")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    result = yield
+    session.config.stash[_exitstatus_key] = int(session.exitstatus)
+    return result
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit now if a wedged server left threads that would keep the interpreter from exiting.
+
+    A call that never returned leaves its thread stuck in the implementation for good, with
+    the server's own threads; non-daemon ones would make Python wait for them forever once
+    the run is over. Everything is reported by now, so leave without waiting, with the run's
+    exit status (skipping atexit handlers: the price of not hanging)."""
+    before = config.stash.get(_stuck_before_key, set())
+    if not [t for t in stuck_calls() if t not in before]:
+        return
+    main = threading.main_thread()
+    keeping = [t for t in threading.enumerate()
+               if t.is_alive() and not t.daemon and t is not main]
+    if not keeping:
+        return
+    status = config.stash.get(_exitstatus_key, int(pytest.ExitCode.TESTS_FAILED))
+    sys.stdout.flush()
+    sys.stderr.write(
+        f"conformance: a wedged server left {len(keeping)} non-daemon thread(s) running "
+        f"({', '.join(sorted(t.name for t in keeping)[:5])}); exiting without waiting for "
+        f"them, status {status}\n"
+    )
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _requested_clauses(config: pytest.Config) -> list[str]:
@@ -173,14 +219,14 @@ def conformance(conformance_impl: Impl, pytestconfig: pytest.Config) -> Iterator
     from ._profiles import shrink_budget
 
     yield Harness(conformance_impl, Timeouts(pytestconfig.getoption("conformance_timeout_scale")),
-                  shrink_budget())
+                  shrink_budget(), pytestconfig.stash[_wedged_key])
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     harness = getattr(item, "funcargs", {}).get("conformance")
     if harness is not None:
-        harness.begin_test()  # each test has its own shrink budget
+        harness.begin_test(item.nodeid)  # each test has its own shrink budget
     return (yield)
 
 
@@ -221,22 +267,41 @@ def pytest_runtest_makereport(
             clauses = []  # a skip or an xfail says nothing about a clause
         failed: list[str] = []
         if report.failed:
-            failed = _broken_clauses(call.excinfo.value if call.excinfo else None) or clauses
+            exc = call.excinfo.value if call.excinfo else None
+            if _not_run(exc):
+                clauses = []  # failed at once: its own clauses were not checked
+            failed = _broken_clauses(exc, clauses)
         report.user_properties.append(
             (PROPERTY, {"impl": harness.impl.name, "clauses": clauses, "failed": failed})
         )
     return report  # type: ignore[return-value]
 
 
-def _broken_clauses(exc: BaseException | None) -> list[str]:
-    """The clauses a failure names: a ConformanceFailure's, or those inside a group."""
+def _not_run(exc: BaseException | None) -> bool:
+    """True if the test's own checks never ran: its server did not start, or an earlier
+    server of the implementation is wedged. Its clauses then get no verdict from it."""
+    from ._harness import ImplWedged, ServerWedged, ShrinkingStopped, StartFailed
+
+    if isinstance(exc, ServerWedged | ShrinkingStopped):
+        return _not_run(exc.failure)
+    return isinstance(exc, ImplWedged | StartFailed)
+
+
+def _broken_clauses(exc: BaseException | None, own: list[str]) -> list[str]:
+    """The clauses a failure names: a ConformanceFailure's, or those inside a group; `own`
+    (the test's clauses) for one that names none, such as an exception from the server."""
     from ._checker import ConformanceFailure
-    from ._harness import ServerWedged, ShrinkingStopped
+    from ._harness import ImplWedged, ServerWedged, ShrinkingStopped
 
     if isinstance(exc, ConformanceFailure):
         return exc.clauses
-    if isinstance(exc, ServerWedged | ShrinkingStopped):
-        return _broken_clauses(exc.failure)
+    if isinstance(exc, ServerWedged):  # and the hung call's clause
+        return list(dict.fromkeys([*_broken_clauses(exc.failure, own), exc.clause]))
+    if isinstance(exc, ShrinkingStopped):
+        return _broken_clauses(exc.failure, own)
+    if isinstance(exc, ImplWedged):
+        return [exc.clause]
     if isinstance(exc, BaseExceptionGroup):
-        return list(dict.fromkeys(c for sub in exc.exceptions for c in _broken_clauses(sub)))
-    return []
+        named = (c for sub in exc.exceptions for c in _broken_clauses(sub, []))
+        return list(dict.fromkeys(named)) or own
+    return own

@@ -14,28 +14,24 @@ EMFILE needs the whole process at its limit, the test's own peers included.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
+from conformance._cpu import measure_busy
 from conformance._peers import echoed
 from conformance._profiles import suite_settings
 from conformance._strategies import fault_plans
 from conformance.faults import Fault, FaultPlan, Step
-from conformance.suite.test_s06_s07_backpressure import SPIN_WINDOW
+from conformance.suite.test_s06_s07_backpressure import SPIN_FRACTION, SPIN_WINDOW
 
 # How long the process stays out of descriptors in the spin check: the measuring window, and
 # half a second more for the time between the first failed accept() and the measurement.
 AT_LIMIT = SPIN_WINDOW + 0.5
-# S6's spin check, at the limit: at most this fraction of one core. Lower than a stalled
-# peer's (test_s06_s07_backpressure.SPIN_FRACTION), because a retry spin that hands each
-# failure from thread to thread (a proactor's port and its workers) waits on the GIL and on
-# wake-ups between threads: measured ~0.3 of a core, where a server that backs off uses ~0.005.
-SPIN_FRACTION_AT_LIMIT = 0.1
-# ... or at most this many failed accept() calls per second: a back-off of 0.1 s makes ~10
+# S6 at the limit: at most SPIN_FRACTION of a core (as with a stalled peer), and at most this
+# many failed accept() calls per second: a back-off of 0.1 s makes ~10
 # per accept in progress (an IOCP server keeps 16 posted: ~160), a retry at once ~25,000.
 FAILED_ACCEPTS_PER_SECOND = 5_000
 
@@ -56,16 +52,14 @@ def test_s06_s10_out_of_descriptors_neither_spins_nor_strands(conformance):
                     expected="accept() to be called for the connection waiting in the backlog",
                     actual="accept() was not called")
             failed0 = faults.injected[Fault.EMFILE.value]
-            cpu0, wall0 = time.process_time(), time.monotonic()
-            threading.Event().wait(SPIN_WINDOW)  # measuring over a window, not awaiting anything
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            busy = measure_busy(SPIN_WINDOW)
             failed = faults.injected[Fault.EMFILE.value] - failed0
-            if cpu > SPIN_FRACTION_AT_LIMIT * wall or failed > FAILED_ACCEPTS_PER_SECOND * wall:
-                raise sc.fail("S6", f"at most {SPIN_FRACTION_AT_LIMIT:.0%} of one core and "
+            if busy.cores > SPIN_FRACTION \
+                    or failed > FAILED_ACCEPTS_PER_SECOND * busy.wall:
+                raise sc.fail("S6", f"at most {SPIN_FRACTION:.0%} of one core and "
                               f"{FAILED_ACCEPTS_PER_SECOND} failed accept() calls a second "
                               "while out of descriptors (EMFILE): a back-off between retries",
-                              f"{cpu:.2f} s of CPU and {failed} failed accept() calls in "
-                              f"{wall:.2f} s: retried at once")
+                              f"{busy} and {failed} failed accept() calls: retried at once")
         sc.wait(lambda: sc.rec.session_of(peer.port, peer.connect_seq) is not None,
                 clause="S10", timeout=AT_LIMIT + sc.timeouts.io,
                 expected=f"on_connect for the connection from port {peer.port}, which waited "

@@ -62,6 +62,34 @@ class Hangs(SelectServer):
 make_server = Hangs
 """
 
+#: stop() never returns, and a non-daemon thread of the server waits for it: without the
+#: plugin's exit at the end, the interpreter would wait for that thread forever.
+STOP_HANGS = """
+import threading
+
+from impls.select_ import SelectServer
+
+
+class StopHangs(SelectServer):
+    def start(self, handler, host="127.0.0.1", port=0):
+        address = super().start(handler, host, port)
+        self._stopped = threading.Event()
+        threading.Thread(target=self._stopped.wait, name="keeper", daemon=False).start()
+        return address
+
+    def stop(self):
+        threading.Event().wait()
+        self._stopped.set()
+
+
+make_server = StopHangs
+"""
+
+#: The module raises while it is imported.
+IMPORT_RAISES = """
+raise RuntimeError("this module is broken")
+"""
+
 #: start() forgets to return the bound address.
 START_RETURNS_NONE = """
 from impls.select_ import SelectServer
