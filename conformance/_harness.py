@@ -10,17 +10,20 @@
     # on exit: stop() within its deadline, every session released (S11), and the whole trace
     # checked for S1-S4 (`_checker.check_trace`).
 
-Every wait has a deadline from `Timeouts`, scaled by `--conformance-timeout-scale`; when one
-passes, the scenario fails with a `ConformanceFailure` naming the clause, what was awaited and
-the timeline. A call into the implementation that never returns (a deadlock) is caught by a
-watchdog alarm for the whole scenario, which reports where the test thread was stuck. A
-start() or stop() that never returns wedges its server: that is a verdict (S10, S11) reported
+Every wait has a deadline from `Timeouts`, scaled by `--conformance-timeout-scale`, or a bound
+on progress (`stall`); when one passes, the scenario fails with a `ConformanceFailure` naming
+the clause, what was awaited and the timeline. A call into the implementation that never
+returns (a deadlock) is caught by a watchdog alarm, which reports where the test thread was
+stuck: it counts only the time spent outside the harness's own bounded waits, so a scenario of
+thousands of connections or megabytes is not cut short by a total that ignores its size.
+A start() or stop() that never returns wedges its server: that is a verdict (S10, S11) reported
 at once (`ServerWedged`), and the implementation's remaining scenarios fail at once
 (`ImplWedged`), so a run against a server that always hangs still ends within a deadline or two.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -46,6 +49,9 @@ from .faults import FaultInjector, FaultPlan
 
 __all__ = ["Harness", "ImplWedged", "Scenario", "ScenarioHang", "ServerWedged",
            "ShrinkingStopped", "StartFailed", "Timeouts"]
+
+# Bytes a second that `Timeouts.flush` allows a flush to a reading peer (at scale 1).
+FLUSH_RATE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,18 @@ class Timeouts:
 
     @property
     def scenario(self) -> float:
-        """The watchdog: a whole scenario, including its stop()."""
+        """The watchdog: how long the test thread may spend outside the harness's own bounded
+        waits (connects, drive, wait, start() and stop()) -- in calls into the implementation
+        and the test's own code. The waits are bounded each by its own deadline or stall, so
+        the whole scenario is bounded by a sum that grows with its work."""
         return self._s(60.0)
+
+    def flush(self, nbytes: int) -> float:
+        """A `linger` under which a flush of `nbytes` to a peer that reads as fast as it can
+        always completes: the I/O deadline plus FLUSH_RATE bytes a second, a thousandfold
+        below loopback. For scenarios that require every accepted byte to arrive; a flush
+        that stops moving is caught by a stall long before this."""
+        return self.io + self._s(nbytes / FLUSH_RATE)
 
 
 class ScenarioHang(BaseException):
@@ -211,7 +227,7 @@ class Harness:
         sc = Scenario(self, Recorder(on_connect, on_recv, on_release), self.impl.config(**config),
                       faults)
         began = time.monotonic()
-        with _watchdog(self.timeouts.scenario, sc.rec), _thread_deaths(sc.rec):
+        with _watchdog(self.timeouts.scenario, sc.rec) as sc._watchdog, _thread_deaths(sc.rec):
             try:
                 sc._start()
                 yield sc
@@ -266,6 +282,7 @@ class Scenario:
         self.peers: list[Peer] = []
         self.streams: list[Stream] = []
         self.stopped = False
+        self._watchdog = _Watchdog()  # the scenario's, once it runs (Harness.scenario)
         # A call into the server that never returned: its thread is stuck for good.
         self.stuck: threading.Thread | None = None
         # (the call, its clause) when the scenario's failure is that call hanging.
@@ -275,8 +292,9 @@ class Scenario:
         __tracebackhide__ = True  # failures point at the test, not here
         name = self.harness.impl.name
         limit = self.timeouts.start
-        outcome, thread = bounded_call(lambda: self.server.start(self.rec, "127.0.0.1", 0),
-                                       limit)
+        with self._watchdog.paused():
+            outcome, thread = bounded_call(
+                lambda: self.server.start(self.rec, "127.0.0.1", 0), limit)
         # A server that does not start accepts nobody: S10 (docs/contract.md, S10).
         if thread is not None:
             self.stuck, self.hung = thread, ("start()", "S10")
@@ -294,8 +312,9 @@ class Scenario:
 
     def connect(self, *, rcvbuf: int | None = None, sndbuf: int | None = None) -> Peer:
         """A new client connection to the server (TCP handshake done by the kernel)."""
-        peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
-                    connect_timeout=self.timeouts.io)
+        with self._watchdog.paused():
+            peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
+                        connect_timeout=self.timeouts.io)
         self.peers.append(peer)
         return peer
 
@@ -322,7 +341,7 @@ class Scenario:
     def drive(
         self, peers: Iterable[Peer], until: Callable[[], bool], *, clause: str, expected: str,
         timeout: float | None = None, stall: float | None = None,
-        session_ids: Iterable[int] = (),
+        progress: Callable[[], int] | None = None, session_ids: Iterable[int] = (),
     ) -> None:
         """Move the peers' bytes until `until()` holds; fail naming `expected` if it never does.
 
@@ -330,48 +349,61 @@ class Scenario:
         -- for that many seconds. A flush to a peer that reads makes steady progress, so a
         long pause means it will never finish; failing then, rather than at the deadline,
         matters because Hypothesis replays a failing example several times to shrink it.
+
+        With `stall` and `progress` (a count that grows as the work gets done and is capped
+        by the work, e.g. `min(len(peer.received), size)`) and no `timeout`, there is no
+        total: only progress is bounded. How long a transfer takes depends on how the
+        implementation chunks it and on a slow application, never on the suite; a capped
+        count still bounds the wait, by the work times `stall`.
         """
         __tracebackhide__ = True
         peers = list(peers)
-        limit = self.timeouts.io if timeout is None else timeout
+        limit = self._limit(timeout, stall, progress)
         deadline = Deadline(limit)
-        watch = _ProgressWatch(peers, self.rec, stall)
+        watch = _ProgressWatch(peers, self.rec, stall, progress)
 
         def done() -> bool:
             return until() or watch.stalled()
 
-        if not drive(peers, done, deadline):
-            # No peer has I/O left to do: what remains depends on the server alone.
-            while not done() and not deadline.expired:
-                self.rec.wait_for(done, min(deadline.remaining(), stall or limit))
+        with self._watchdog.paused():
+            if not drive(peers, done, deadline):
+                # No peer has I/O left to do: what remains depends on the server alone.
+                while not done() and not deadline.expired:
+                    self.rec.wait_for(done, min(deadline.remaining(), stall or limit))
         if until():
             return
-        why = f"nothing happened for {stall:g} s; " if watch.stalled() else ""
         raise ConformanceFailure(
-            clause, f"{expected} (within {limit:.3g} s)",
-            why + "; ".join(repr(p) for p in peers),
+            clause, _within(expected, limit, stall),
+            watch.why() + "; ".join(repr(p) for p in peers),
             render_timeline(self.rec.trace(), list(session_ids) or None),
         )
+
+    def _limit(self, timeout: float | None, stall: float | None,
+               progress: Callable[[], int] | None) -> float:
+        if timeout is not None:
+            return timeout
+        return math.inf if stall is not None and progress is not None else self.timeouts.io
 
     def wait(
         self, predicate: Callable[[], bool], *, clause: str, expected: str,
         actual: str | Callable[[], str] = "it did not happen", timeout: float | None = None,
         session_ids: Iterable[int] = (), stall: float | None = None,
+        progress: Callable[[], int] | None = None,
     ) -> None:
         """Wait for `predicate` (re-checked on every recorded event); fail on the deadline --
-        or, with `stall`, as soon as nothing was recorded for that many seconds (as `drive`)."""
+        or, with `stall`, as soon as nothing was recorded for that many seconds (as `drive`,
+        and like it without a total when `progress` is given)."""
         __tracebackhide__ = True
-        limit = self.timeouts.io if timeout is None else timeout
-        deadline, watch = Deadline(limit), _ProgressWatch([], self.rec, stall)
-        while not (deadline.expired or watch.stalled()):
-            if self.rec.wait_for(predicate, min(stall or limit, deadline.remaining())):
-                return
+        limit = self._limit(timeout, stall, progress)
+        deadline, watch = Deadline(limit), _ProgressWatch([], self.rec, stall, progress)
+        with self._watchdog.paused():
+            while not (deadline.expired or watch.stalled()):
+                if self.rec.wait_for(predicate, min(stall or limit, deadline.remaining())):
+                    return
         found = actual() if callable(actual) else actual
-        if watch.stalled():
-            found = f"nothing happened for {stall:g} s; {found}"
         ids = list(session_ids) or None
         raise ConformanceFailure(
-            clause, f"{expected} (within {limit:.3g} s)", found,
+            clause, _within(expected, limit, stall), watch.why() + found,
             render_timeline(self.rec.trace(), ids),
         )
 
@@ -459,7 +491,8 @@ class Scenario:
         self.stopped = True
         limit = self.timeouts.stop(self.config)
         self.rec.note("the test calls stop()", ends=True)
-        outcome, thread = bounded_call(self.server.stop, limit)
+        with self._watchdog.paused():
+            outcome, thread = bounded_call(self.server.stop, limit)
         if thread is not None:
             self.stuck, self.hung = thread, ("stop()", "S11")
             raise self.fail("S11", f"stop() to return within {limit:g} s",
@@ -496,7 +529,8 @@ class Scenario:
         server that never returned (this stop(), or the start() or stop() that failed)."""
         if not self.stopped:
             self.stopped = True
-            _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
+            with self._watchdog.paused():
+                _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
             self.stuck = self.stuck or stuck
         self._close_peers()
         return self.stuck
@@ -506,16 +540,35 @@ class Scenario:
             p.close(quiet=True)
 
 
-class _ProgressWatch:
-    """Tells when neither the peers nor the server have done anything for `stall` seconds."""
+def _within(expected: str, limit: float, stall: float | None) -> str:
+    """`expected`, with the deadline it was given: a total, or a bound on progress."""
+    if math.isinf(limit):
+        return f"{expected} (progress at least every {stall:g} s)"
+    return f"{expected} (within {limit:.3g} s)"
 
-    def __init__(self, peers: list[Peer], rec: Recorder, stall: float | None) -> None:
+
+class _ProgressWatch:
+    """Tells when nothing has moved for `stall` seconds: by default neither the peers' bytes
+    nor the server's callbacks; with `progress`, that count."""
+
+    def __init__(self, peers: list[Peer], rec: Recorder, stall: float | None,
+                 progress: Callable[[], int] | None = None) -> None:
         self.peers, self.rec, self.stall = peers, rec, stall
+        self.progress = progress
         self.last = self._count()
         self.since = time.monotonic()
 
     def _count(self) -> int:
+        if self.progress is not None:
+            return self.progress()
         return len(self.rec.events) + sum(len(p.sent) + len(p.received) for p in self.peers)
+
+    def why(self) -> str:
+        """The start of a failure's `actual` when the stall deadline passed, else ''."""
+        if not self.stalled():
+            return ""
+        what = "no progress" if self.progress is not None else "nothing happened"
+        return f"the deadline for progress passed: {what} for {self.stall:g} s; "
 
     def stalled(self) -> bool:
         if self.stall is None:
@@ -552,29 +605,60 @@ def _thread_deaths(rec: Recorder) -> Iterator[None]:
 # ---- the watchdog
 
 
+class _Watchdog:
+    """The scenario's alarm, paused while the test thread is inside one of the harness's own
+    bounded waits: those end by their deadline or stall, and a scenario with thousands of
+    connections spends minutes in them. What is left to catch is a call that never returns."""
+
+    def __init__(self, armed: bool = False) -> None:
+        self.armed = armed
+        self._depth = 0
+        self._left = 0.0
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        if not self.armed or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        if self._depth == 0:
+            self._left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self.armed:
+                # 0 left: the alarm was due as the wait began; let it fire now.
+                signal.setitimer(signal.ITIMER_REAL, max(self._left, 1e-3))
+
+
 @contextmanager
-def _watchdog(seconds: float, rec: Recorder) -> Iterator[None]:
-    """SIGALRM after `seconds`: raise ScenarioHang in the test thread, showing where it was.
+def _watchdog(seconds: float, rec: Recorder) -> Iterator[_Watchdog]:
+    """SIGALRM once the test thread has spent `seconds` outside the harness's bounded waits:
+    raise ScenarioHang in the test thread, showing where it was.
 
     Only the main thread can receive signals, so elsewhere (rare: a user's threaded runner)
     there is no watchdog and the per-wait deadlines are the only bound.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield _Watchdog()
         return
 
     def fire(signum: int, frame: FrameType | None) -> None:
         where = "".join(traceback.format_stack(frame)[-10:]) if frame else "(unknown)"
         raise ScenarioHang(
-            f"the scenario did not finish within {seconds:g} s: the test thread was stuck "
+            f"the scenario did not finish: the test thread was stuck for {seconds:g} s "
+            f"outside the suite's own bounded waits "
             f"(a deadlock in send()/disconnect()? see S6, S13). It was at:\n{where}\n"
             f"timeline:\n{render_timeline(rec.trace())}"
         )
 
     previous = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    dog = _Watchdog(armed=True)
     try:
-        yield
+        yield dog
     finally:
+        dog.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

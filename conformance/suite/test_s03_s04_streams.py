@@ -52,7 +52,8 @@ def test_s03_bytes_sent_during_on_connect_are_all_delivered(conformance, size, s
         sc.wait(lambda: len(sc.rec.received(sid)) >= size, clause="S3",
                 expected=f"on_recv to deliver all {size} bytes sent during on_connect",
                 actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
-                timeout=sc.timeouts.call, session_ids=[sid])
+                stall=sc.timeouts.call, progress=lambda: min(len(sc.rec.received(sid)), size),
+                session_ids=[sid])
         sc.settle(peer, inbound_complete=True)
 
 
@@ -65,17 +66,22 @@ def test_s03_s04_echo_whole_and_in_order(conformance, data, chunks, rcvbuf, faul
     to a megabyte arrive faster than one recv() takes them, so a reader that does not drain
     leaves bytes behind. Under injected faults (short reads and writes, EAGAIN, interrupted
     calls, held completions) nothing changes: they are the kernel's to give."""
-    with conformance.scenario(on_recv=echo, faults=faults) as sc:
+    # linger: the flush after the peer's FIN must never be cut short here, however slow the
+    # machine; the peer reads as fast as it can.
+    with conformance.scenario(on_recv=echo, faults=faults,
+                              linger=conformance.timeouts.flush(len(data))) as sc:
         peer = sc.connect(rcvbuf=rcvbuf)
         sid = sc.session(peer)
         peer.queue(data, chunks)
         sc.drive([peer], until=lambda: len(sc.rec.received(sid)) >= len(data), clause="S3",
                  expected=f"on_recv to deliver all {len(data)} bytes the peer sent",
-                 stall=sc.timeouts.call, session_ids=[sid])
+                 stall=sc.timeouts.call,
+                 progress=lambda: min(len(sc.rec.received(sid)), len(data)), session_ids=[sid])
         peer.shut_write()
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S4",
                  expected=f"the peer of {sid} to read the echo of {len(data)} bytes, then EOF",
-                 stall=sc.timeouts.call, session_ids=[sid])
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), len(data)),
+                 session_ids=[sid])
         sc.released(sid, clause="S5", why="after the peer's FIN and the flush")
         sc.settle(peer, inbound_complete=True, outbound_complete=True)
 
@@ -93,7 +99,8 @@ def test_s04_partial_sends_lose_nothing(conformance, big, sizes, seed):
     # linger: the flush after disconnect() must never be cut short here, however slow the
     # machine; the peer reads as fast as it can.
     limit = total + KERNEL_BUFFERED
-    with conformance.scenario(send_queue_limit=limit, linger=conformance.timeouts.io) as sc:
+    with conformance.scenario(send_queue_limit=limit,
+                              linger=conformance.timeouts.flush(total)) as sc:
         peer = sc.connect(rcvbuf=4096)
         sid = sc.session(peer)
         for blob in blobs:
@@ -105,7 +112,8 @@ def test_s04_partial_sends_lose_nothing(conformance, big, sizes, seed):
         sc.rec.disconnect(sid)
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S4",
                  expected=f"the peer of {sid} to receive all {total} accepted bytes, then EOF",
-                 stall=sc.timeouts.call, session_ids=[sid])
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), total),
+                 session_ids=[sid])
         sc.settle(peer, outbound_complete=peer.eof == "EOF")
 
 
@@ -135,7 +143,8 @@ def test_s04_sends_from_many_threads_stay_contiguous(conformance, threads, messa
             raise sc.fail("S13", "send() from several threads to return",
                           "a sender thread was still blocked in send()", [sid])
         sc.drive([peer], until=lambda: len(peer.received) >= total, clause="S4",
-                 expected=f"{total} bytes from {threads} threads", session_ids=[sid])
+                 expected=f"{total} bytes from {threads} threads", stall=sc.timeouts.call,
+                 progress=lambda: min(len(peer.received), total), session_ids=[sid])
         got = bytes(peer.received)
         pieces = {got[i : i + size] for i in range(0, len(got), size)}
         if len(got) != total or pieces != expected:

@@ -48,14 +48,17 @@ def test_s05_fin_releases_after_delivery_and_flush(conformance, data, chunks, re
             replied.add(sid)
             rec.send(sid, reply)
 
-    with conformance.scenario(on_recv=echo_then_reply_once, faults=faults) as sc:
+    owed = len(data) + len(reply)  # the echo, then the reply
+    with conformance.scenario(on_recv=echo_then_reply_once, faults=faults,
+                              linger=conformance.timeouts.flush(owed)) as sc:
         peer = sc.connect()
         sid = sc.session(peer)
         peer.queue(data, chunks)
         peer.shut_write()
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
                  expected=f"the peer of {sid} to read every accepted byte, then EOF",
-                 stall=sc.timeouts.call, session_ids=[sid])
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), owed),
+                 session_ids=[sid])
         _refused_from_on_recv(sc, sid)
         _flushed_before_eof(sc, peer, sid)
         sc.released(sid, clause="S5", why="after the peer's FIN, once the flush was done")

@@ -52,7 +52,8 @@ def test_s06_stalled_peer_delays_nobody_and_loses_nothing(conformance, limit, pr
         stalled.resume_reading()
         sc.drive([stalled], until=lambda: len(stalled.received) >= accepted, clause="S6",
                  expected=f"the stalled peer, reading again, to get all {accepted} accepted "
-                 "bytes", session_ids=[sid])
+                 "bytes", stall=sc.timeouts.call,
+                 progress=lambda: min(len(stalled.received), accepted), session_ids=[sid])
         sc.send_eventually(sid, b"after-drain", clause="S7",
                            expected=f"send({sid}) to succeed again once the queue drained")
         sc.settle(stalled)
@@ -85,6 +86,7 @@ def test_s07_limit_boundary(conformance, limit):
                           "session -> True", "it returned False", [sid])
         sc.drive([peer], until=lambda: len(peer.received) >= limit, clause="S7",
                  expected=f"the {limit} accepted bytes (and none of the refused ones) to arrive",
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), limit),
                  session_ids=[sid])
         if bytes(peer.received[:limit]) != exact:
             raise sc.fail("S7", "a refused send() to queue nothing", "the peer's first "
@@ -124,7 +126,9 @@ def test_s06_no_spin_while_a_peer_is_stalled(conformance):
             raise sc.fail("S6", f"at most {SPIN_FRACTION:.0%} of one core while idle with a "
                           "stalled peer", str(busy), [sid])
         stalled.resume_reading()
-        sc.drive([stalled], until=lambda: len(stalled.received) >= len(sc.rec.accepted(sid)),
+        owed = len(sc.rec.accepted(sid))
+        sc.drive([stalled], until=lambda: len(stalled.received) >= owed,
                  clause="S6", expected="the stalled peer to get every accepted byte",
+                 stall=sc.timeouts.call, progress=lambda: min(len(stalled.received), owed),
                  session_ids=[sid])
         sc.settle(stalled)

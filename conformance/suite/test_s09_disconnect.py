@@ -22,7 +22,9 @@ from conformance.faults import FaultPlan, SessionFaults
 def test_s09_disconnect_flushes_then_closes(conformance, queued, faults):
     """send() x N, disconnect(): True once, then False; send() -> False; the reading peer gets
     every accepted byte, then EOF; on_release once (S9)."""
-    with conformance.scenario(send_queue_limit=sum(map(len, queued)) + 1, faults=faults) as sc:
+    owed = sum(map(len, queued))
+    with conformance.scenario(send_queue_limit=owed + 1, faults=faults,
+                              linger=conformance.timeouts.flush(owed)) as sc:
         peer = sc.connect()
         sid = sc.session(peer)
         for data in queued:
@@ -39,7 +41,8 @@ def test_s09_disconnect_flushes_then_closes(conformance, queued, faults):
                           "it returned True", [sid])
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S9",
                  expected=f"the peer of {sid} to read the flushed bytes, then EOF",
-                 stall=sc.timeouts.call, session_ids=[sid])
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), owed),
+                 session_ids=[sid])
         sc.released(sid, clause="S9", why="after disconnect() and the flush")
         accepted = sc.rec.accepted(sid)
         if bytes(peer.received) != accepted:

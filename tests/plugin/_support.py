@@ -128,6 +128,131 @@ class Lossy:
 make_server = Lossy
 """
 
+#: A correct server whose callbacks run on a bounded thread pool created once per process, as
+#: frameworks do, and filled lazily: each server started adds one worker, up to four, and the
+#: workers are kept for reuse. So the thread count grows over the first start/stop cycles of
+#: the process, then stays. Each session's callbacks still run one at a time, in order (S2),
+#: and stop() returns once every queued callback, on_release included, has run (S11).
+LAZY_POOL = """
+import queue
+import threading
+from collections import deque
+
+from impls.select_ import SelectServer
+
+
+class SharedPool:
+    def __init__(self, most):
+        self.most = most
+        self.tasks = queue.SimpleQueue()
+        self.workers = []
+        self.lock = threading.Lock()
+
+    def grow(self):
+        with self.lock:
+            if len(self.workers) < self.most:
+                worker = threading.Thread(target=self._work, daemon=True,
+                                          name=f"app-pool-{len(self.workers)}")
+                worker.start()
+                self.workers.append(worker)
+
+    def submit(self, fn, *args):
+        self.tasks.put((fn, args))
+
+    def _work(self):
+        while True:
+            fn, args = self.tasks.get()
+            fn(*args)
+
+
+POOL = SharedPool(most=4)
+
+
+class PooledHandler:
+    def __init__(self, handler):
+        self.handler = handler
+        self.lock = threading.Condition()
+        self.queues = {}  # session id -> its callbacks not yet run, in order
+        self.outstanding = 0
+
+    def on_connect(self, sid, peer):
+        self._submit(sid, self.handler.on_connect, sid, peer)
+
+    def on_recv(self, sid, data):
+        self._submit(sid, self.handler.on_recv, sid, data)
+
+    def on_release(self, sid):
+        self._submit(sid, self.handler.on_release, sid)
+
+    def _submit(self, sid, fn, *args):
+        with self.lock:
+            pending = self.queues.setdefault(sid, deque())
+            pending.append((fn, args))
+            self.outstanding += 1
+            if len(pending) == 1:  # nobody is running this session's callbacks: start one
+                POOL.submit(self._drain, sid)
+
+    def _drain(self, sid):
+        while True:
+            with self.lock:
+                fn, args = self.queues[sid][0]
+            try:
+                fn(*args)
+            except Exception:
+                pass
+            with self.lock:
+                pending = self.queues[sid]
+                pending.popleft()
+                self.outstanding -= 1
+                if not pending:
+                    del self.queues[sid]
+                    self.lock.notify_all()
+                    return
+
+    def idle(self):
+        with self.lock:
+            self.lock.wait_for(lambda: self.outstanding == 0)
+
+
+class PooledCallbacks:
+    def __init__(self, config):
+        self._inner = SelectServer(config)
+        self._pooled = None
+
+    def start(self, handler, host="127.0.0.1", port=0):
+        POOL.grow()
+        self._pooled = PooledHandler(handler)
+        return self._inner.start(self._pooled, host, port)
+
+    def send(self, session_id, data):
+        return self._inner.send(session_id, data)
+
+    def disconnect(self, session_id):
+        return self._inner.disconnect(session_id)
+
+    def stop(self):
+        self._inner.stop()
+        if self._pooled is not None:
+            self._pooled.idle()  # every on_release queued by stop() has run
+
+
+make_server = PooledCallbacks
+"""
+
+#: A correct server that reads at most 512 bytes per recv(): the number of on_recv calls is
+#: the server's choice (S3), so a megabyte makes two thousand of them.
+READS_512 = """
+from impls.select_ import SelectServer
+
+
+class Reads512(SelectServer):
+    def _on_readable(self, s, buf):
+        super()._on_readable(s, memoryview(buf)[:512])
+
+
+make_server = Reads512
+"""
+
 # ---- tests a user would write
 
 #: One short S5 scenario: the peer sends and half-closes; EOF, then the release.
