@@ -34,11 +34,12 @@ from hypothesis.control import currently_in_test_context
 
 from ._calls import bounded_call, stack_of
 from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
+from ._environment import SuiteEnvironmentError, hint, is_environmental, somaxconn
 from ._loading import Impl, bound_address
-from ._peers import Deadline, Peer, drive
+from ._peers import Deadline, Peer, accept_queue, drive
 from ._strategies import KERNEL_BUFFERED, make_payload
 from ._trace import Hook, Recorder
-from .api import ServerConfig, SessionServer
+from .api import LISTEN_BACKLOG, ServerConfig, SessionServer
 from .faults import FaultInjector, FaultPlan
 
 __all__ = ["Harness", "Scenario", "ScenarioHang", "ServerWedged", "ShrinkingStopped", "Timeouts"]
@@ -175,7 +176,12 @@ class Harness:
                 if isinstance(failure, ConformanceFailure):
                     sc._add_trace_violations(failure)
                 stuck = sc._cleanup()
-                if stuck is not None and not isinstance(failure, ScenarioHang | ServerWedged):
+                if isinstance(failure, RuntimeError) and is_environmental(failure):
+                    # A thread the test itself could not start: the machine's limit.
+                    raise SuiteEnvironmentError("starting a thread of the test", failure,
+                                                hint(failure)) from failure
+                if stuck is not None and not isinstance(
+                        failure, ScenarioHang | ServerWedged | SuiteEnvironmentError):
                     raise ServerWedged(failure, stack_of(stuck)) from failure
                 self._failing += time.monotonic() - began
                 budget = self.shrink_budget
@@ -205,7 +211,7 @@ class Scenario:
         if faults is not None and faults.sessions and callable(inject):
             self.faults = FaultInjector(
                 faults, lambda text, sid, ends: rec.note(text, session_id=sid, ends=ends),
-                rec.index.peer_order.get)
+                partial(rec.peer_order, timeout=harness.timeouts.io))
             inject(self.faults)
         self.address: tuple[str, int] = ("127.0.0.1", 0)
         self.peers: list[Peer] = []
@@ -228,11 +234,50 @@ class Scenario:
     # ---- peers
 
     def connect(self, *, rcvbuf: int | None = None, sndbuf: int | None = None) -> Peer:
-        """A new client connection to the server (TCP handshake done by the kernel)."""
-        peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
-                    connect_timeout=self.timeouts.io)
+        """A new client connection to the server (TCP handshake done by the kernel).
+
+        Fails S10 if connect() times out or is refused: the kernel completes a handshake on
+        its own while the connection waits in the listen backlog, so only a full backlog or
+        a closed listener makes connect() wait or fail.
+        """
+        __tracebackhide__ = True
+        try:
+            peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
+                        connect_timeout=self.timeouts.io)
+        except TimeoutError as exc:
+            raise self._backlog_full(exc) from exc
+        except ConnectionRefusedError as exc:
+            raise self.fail("S10", f"connect() to {self.address} to be accepted while the "
+                            "server runs", f"it was refused ({exc}): the listener is closed, "
+                            "or the server refuses connections") from exc
         self.peers.append(peer)
         return peer
+
+    def _backlog_full(self, exc: TimeoutError) -> BaseException:
+        """A connect() that timed out: the server's listen backlog was full (S10), or the
+        machine caps every backlog below what the suite needs (environment)."""
+        cap = somaxconn()
+        if cap is not None and cap < LISTEN_BACKLOG:
+            return SuiteEnvironmentError(
+                f"connect() to {self.address}", exc,
+                f"This machine caps every listen backlog at net.core.somaxconn = {cap}, below "
+                f"the {LISTEN_BACKLOG} pending connections the suite's bursts need (S10); "
+                f"raise it: sysctl -w net.core.somaxconn=4096.")
+        waiting = [p for p in self.peers
+                   if p.eof is None and self.rec.session_of(p.port, p.connect_seq) is None]
+        queued = accept_queue(self.address)
+        held = "" if queued is None else (
+            f"the listener's accept queue held {queued} connections, which is full: ")
+        return self.fail(
+            "S10", f"connect() to {self.address} to complete within {self.timeouts.io:g} s "
+            f"(the kernel completes the handshake while the connection waits in the listen "
+            f"backlog; only a full backlog makes connect() wait)",
+            f"it timed out; {held}{len(waiting)} earlier connections of this scenario had no "
+            f"on_connect yet. The listen backlog must hold {LISTEN_BACKLOG} pending "
+            f"connections: the suite connects bursts of up to {LISTEN_BACKLOG} while the "
+            f"server is busy (S10), so listen() with a backlog of at least {LISTEN_BACKLOG} "
+            f"(socket.SOMAXCONN, say)",
+        )
 
     def session(self, peer: Peer, *, clause: str = "S10") -> int:
         """The id the server gave `peer`'s connection: waits for its on_connect."""
@@ -435,8 +480,11 @@ class Scenario:
         return stuck
 
     def _close_peers(self) -> None:
+        """At the end, after stop(): abort rather than close, as nothing is left to check on
+        these connections. A graceful close here would leave a TIME_WAIT socket behind for
+        each one (60 s on Linux); an RST leaves none, on either side."""
         for p in self.peers:
-            p.close(quiet=True)
+            p.abort()
 
 
 class _ProgressWatch:
