@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from types import FrameType
@@ -244,12 +244,12 @@ class Scenario:
         try:
             peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
                         connect_timeout=self.timeouts.io)
-        except TimeoutError as exc:
-            raise self._backlog_full(exc) from exc
+        except TimeoutError as exc:  # the verdict says it all: no peer traceback
+            raise self._backlog_full(exc) from None
         except ConnectionRefusedError as exc:
             raise self.fail("S10", f"connect() to {self.address} to be accepted while the "
                             "server runs", f"it was refused ({exc}): the listener is closed, "
-                            "or the server refuses connections") from exc
+                            "or the server refuses connections") from None
         self.peers.append(peer)
         return peer
 
@@ -266,8 +266,9 @@ class Scenario:
         waiting = [p for p in self.peers
                    if p.eof is None and self.rec.session_of(p.port, p.connect_seq) is None]
         queued = accept_queue(self.address)
-        held = "" if queued is None else (
-            f"the listener's accept queue held {queued} connections, which is full: ")
+        held = "" if not queued else (
+            f"the listener's accept queue held {queued} connections and took no more (Linux "
+            f"queues the backlog + 1: a backlog of {queued - 1}); ")
         return self.fail(
             "S10", f"connect() to {self.address} to complete within {self.timeouts.io:g} s "
             f"(the kernel completes the handshake while the connection waits in the listen "
@@ -475,7 +476,8 @@ class Scenario:
         stuck = None
         if not self.stopped:
             self.stopped = True
-            _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
+            with suppress(SuiteEnvironmentError):  # no thread to stop it in: already reported
+                _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
         self._close_peers()
         return stuck
 

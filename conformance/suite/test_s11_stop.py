@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from conformance._apps import echo
 from conformance._calls import bounded_call
+from conformance._environment import environment_errors
 from conformance._profiles import suite_settings
 from conformance._strategies import fault_plans, payloads
 
@@ -46,10 +47,12 @@ def test_s11_stop_releases_everything_and_closes_the_door(conformance, idle, bus
             if sc.rec.send(sid, b"after-stop") or sc.rec.disconnect(sid):
                 raise sc.fail("S11", f"send({sid}) and disconnect({sid}) -> False after stop()",
                               "one returned True", [sid])
-        probe = socket.socket()
+        with environment_errors("creating the probe's socket"):
+            probe = socket.socket()
         probe.settimeout(sc.timeouts.io)
         try:
-            probe.connect(sc.address)
+            with environment_errors(f"the probe's connect() to {sc.address}"):
+                probe.connect(sc.address)
         except OSError:
             pass  # refused: the listener is closed
         else:
