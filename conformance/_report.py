@@ -48,7 +48,7 @@ class Verdicts:
         return ("failed" if failed else "environment error" if env
                 else "passed" if passed else "not run")
 
-    def environment_errors(self) -> list[str]:
+    def environment_messages(self) -> list[str]:
         """The environment errors met, one line each, first seen first."""
         return list(dict.fromkeys(str(f["environment"]) for f in self.failures
                                   if f.get("environment")))
@@ -63,7 +63,7 @@ class Verdicts:
         for impl in sorted(self.table):
             cells = " ".join(f"{mark[self.verdict(impl, c)]:>4}" for c in ids)
             lines.append(f"{impl:<{width}}{cells}")
-        errors = self.environment_errors()
+        errors = self.environment_messages()
         if errors:
             lines.append("env: not checked -- the suite's own sockets or threads failed, which "
                          "says nothing about the implementation:")

@@ -75,3 +75,33 @@ def test_the_stated_backlog_is_enough(pytester: pytest.Pytester) -> None:
     pytester.syspathinsert()
     result = run(pytester, "--impl=small:make_server", SCALE)
     result.assert_outcomes(passed=1)
+
+
+CAPPED = """
+import importlib
+
+import pytest
+
+from conformance.api import LISTEN_BACKLOG
+from conformance.suite.test_s10_accept import (
+    test_s10_burst_that_arrives_while_the_server_is_busy as busy_burst,
+)
+
+
+@pytest.mark.clause("S10")
+def test_largest_busy_burst(conformance, monkeypatch):
+    harness = importlib.import_module("conformance._harness")  # the module in use
+    monkeypatch.setattr(harness, "somaxconn", lambda: 64)
+    busy_burst.hypothesis.inner_test(conformance, burst=LISTEN_BACKLOG)
+"""
+
+
+def test_a_machine_that_caps_the_backlog_is_an_environment_error(
+        pytester: pytest.Pytester) -> None:
+    """net.core.somaxconn below 100 caps every server's backlog: not the server's fault."""
+    pytester.makepyfile(small=SMALL_BACKLOG.format(backlog=50), test_burst=CAPPED)
+    pytester.syspathinsert()
+    result = run(pytester, "--impl=small:make_server", SCALE)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*net.core.somaxconn = 64, below the 100 pending*"])
+    assert summary_row(result, "small:make_server")["S10"] == "env"
