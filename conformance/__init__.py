@@ -7,7 +7,8 @@ General layout:
 - `_trace` records every callback and call; `_checker` judges S1-S4 from a trace with no I/O
   and renders failures as per-session timelines.
 - `_peers` drives real TCP clients on 127.0.0.1; `_harness` runs a scenario against one
-  implementation under deadlines.
+  implementation under deadlines; `_environment` tells the machine's failures (out of ports,
+  descriptors, threads: `SuiteEnvironmentError`) from the implementation's.
 - `plugin` is the pytest plugin (`--impl`), `_loading` turns a name into a factory,
   `_profiles` holds the Hypothesis profiles, `_report` the implementation x clause table.
 - `suite/` holds the properties themselves: `pytest conformance --impl=NAME`.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._checker import Violation as Violation
     from ._checker import check_trace as check_trace
     from ._clauses import CLAUSES as CLAUSES
+    from ._environment import SuiteEnvironmentError as SuiteEnvironmentError
     from ._harness import Harness as Harness
     from ._harness import Scenario as Scenario
     from ._harness import Timeouts as Timeouts
@@ -47,6 +49,7 @@ _LAZY = {
     "Violation": "_checker",
     "check_trace": "_checker",
     "CLAUSES": "_clauses",
+    "SuiteEnvironmentError": "_environment",
     "Harness": "_harness",
     "Scenario": "_harness",
     "Timeouts": "_harness",
@@ -80,6 +83,7 @@ __all__ = [
     "SessionHandler",
     "SessionServer",
     "Stream",
+    "SuiteEnvironmentError",
     "Timeouts",
     "TraceEvent",
     "Violation",

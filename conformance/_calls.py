@@ -7,6 +7,8 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from ._environment import environment_errors
+
 __all__ = ["bounded_call", "stack_of", "stuck_calls"]
 
 # Helper threads of calls that never returned, in this process (see `stuck_calls`).
@@ -31,7 +33,8 @@ def bounded_call(
             box.append(exc)
 
     thread = threading.Thread(target=target, name="conformance-call", daemon=True)
-    thread.start()
+    with environment_errors("starting a helper thread of the suite"):
+        thread.start()
     thread.join(timeout)
     if box:
         return box[0], None

@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from types import FrameType
@@ -40,11 +40,12 @@ from hypothesis.control import currently_in_test_context
 
 from ._calls import bounded_call, stack_of
 from ._checker import ConformanceFailure, Stream, check_trace, render_timeline
+from ._environment import SuiteEnvironmentError, hint, is_environmental, somaxconn
 from ._loading import Impl, bound_address
-from ._peers import Deadline, Peer, drive
+from ._peers import Deadline, Peer, accept_queue, drive
 from ._strategies import KERNEL_BUFFERED, make_payload
 from ._trace import Hook, Recorder
-from .api import ServerConfig, SessionServer
+from .api import LISTEN_BACKLOG, ServerConfig, SessionServer
 from .faults import FaultInjector, FaultPlan
 
 __all__ = ["Harness", "ImplWedged", "Scenario", "ScenarioHang", "ServerWedged",
@@ -238,10 +239,15 @@ class Harness:
                 stuck = sc._cleanup()
                 if stuck is not None:
                     self._wedge(sc)
-                    if not isinstance(failure, ScenarioHang | ServerWedged):
-                        hung = sc.hung  # the failure is that call hanging, or came before it
-                        raise ServerWedged(failure, None if hung else stack_of(stuck),
-                                           hung[1] if hung else "S11") from failure
+                if isinstance(failure, RuntimeError) and is_environmental(failure):
+                    # A thread the test itself could not start: the machine's limit.
+                    raise SuiteEnvironmentError("starting a thread of the test", failure,
+                                                hint(failure)) from failure
+                if stuck is not None and not isinstance(
+                        failure, ScenarioHang | ServerWedged | SuiteEnvironmentError):
+                    hung = sc.hung  # the failure is that call hanging, or came before it
+                    raise ServerWedged(failure, None if hung else stack_of(stuck),
+                                       hung[1] if hung else "S11") from failure
                 self._failing += time.monotonic() - began
                 budget = self.shrink_budget
                 if isinstance(failure, Exception) and budget is not None \
@@ -276,7 +282,7 @@ class Scenario:
         if faults is not None and (faults.sessions or faults.accept) and callable(inject):
             self.faults = FaultInjector(
                 faults, lambda text, sid, ends: rec.note(text, session_id=sid, ends=ends),
-                rec.index.peer_order.get)
+                partial(rec.peer_order, timeout=harness.timeouts.io))
             inject(self.faults)
         self.address: tuple[str, int] = ("127.0.0.1", 0)
         self.peers: list[Peer] = []
@@ -311,12 +317,52 @@ class Scenario:
     # ---- peers
 
     def connect(self, *, rcvbuf: int | None = None, sndbuf: int | None = None) -> Peer:
-        """A new client connection to the server (TCP handshake done by the kernel)."""
-        with self._watchdog.paused():
-            peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
-                        connect_timeout=self.timeouts.io)
+        """A new client connection to the server (TCP handshake done by the kernel).
+
+        Fails S10 if connect() times out or is refused: the kernel completes a handshake on
+        its own while the connection waits in the listen backlog, so only a full backlog or
+        a closed listener makes connect() wait or fail.
+        """
+        __tracebackhide__ = True
+        try:
+            with self._watchdog.paused():
+                peer = Peer(self.address, self.rec, rcvbuf=rcvbuf, sndbuf=sndbuf,
+                            connect_timeout=self.timeouts.io)
+        except TimeoutError as exc:  # the verdict says it all: no peer traceback
+            raise self._backlog_full(exc) from None
+        except ConnectionRefusedError as exc:
+            raise self.fail("S10", f"connect() to {self.address} to be accepted while the "
+                            "server runs", f"it was refused ({exc}): the listener is closed, "
+                            "or the server refuses connections") from None
         self.peers.append(peer)
         return peer
+
+    def _backlog_full(self, exc: TimeoutError) -> BaseException:
+        """A connect() that timed out: the server's listen backlog was full (S10), or the
+        machine caps every backlog below what the suite needs (environment)."""
+        cap = somaxconn()
+        if cap is not None and cap < LISTEN_BACKLOG:
+            return SuiteEnvironmentError(
+                f"connect() to {self.address}", exc,
+                f"This machine caps every listen backlog at net.core.somaxconn = {cap}, below "
+                f"the {LISTEN_BACKLOG} pending connections the suite's bursts need (S10); "
+                f"raise it: sysctl -w net.core.somaxconn=4096.")
+        waiting = [p for p in self.peers
+                   if p.eof is None and self.rec.session_of(p.port, p.connect_seq) is None]
+        queued = accept_queue(self.address)
+        held = "" if not queued else (
+            f"the listener's accept queue held {queued} connections and took no more (Linux "
+            f"queues the backlog + 1: a backlog of {queued - 1}); ")
+        return self.fail(
+            "S10", f"connect() to {self.address} to complete within {self.timeouts.io:g} s "
+            f"(the kernel completes the handshake while the connection waits in the listen "
+            f"backlog; only a full backlog makes connect() wait)",
+            f"it timed out; {held}{len(waiting)} earlier connections of this scenario had no "
+            f"on_connect yet. The listen backlog must hold {LISTEN_BACKLOG} pending "
+            f"connections: the suite connects bursts of up to {LISTEN_BACKLOG} while the "
+            f"server is busy (S10), so listen() with a backlog of at least {LISTEN_BACKLOG} "
+            f"(socket.SOMAXCONN, say)",
+        )
 
     def session(self, peer: Peer, *, clause: str = "S10") -> int:
         """The id the server gave `peer`'s connection: waits for its on_connect."""
@@ -529,15 +575,20 @@ class Scenario:
         server that never returned (this stop(), or the start() or stop() that failed)."""
         if not self.stopped:
             self.stopped = True
-            with self._watchdog.paused():
+            stuck = None
+            with self._watchdog.paused(), suppress(SuiteEnvironmentError):
+                # SuiteEnvironmentError: no thread to stop it in; the failure says so already
                 _, stuck = bounded_call(self.server.stop, self.timeouts.stop(self.config))
             self.stuck = self.stuck or stuck
         self._close_peers()
         return self.stuck
 
     def _close_peers(self) -> None:
+        """At the end, after stop(): abort rather than close, as nothing is left to check on
+        these connections. A graceful close here would leave a TIME_WAIT socket behind for
+        each one (60 s on Linux); an RST leaves none, on either side."""
         for p in self.peers:
-            p.close(quiet=True)
+            p.abort()
 
 
 def _within(expected: str, limit: float, stall: float | None) -> str:

@@ -12,18 +12,23 @@ Nothing here sleeps: every wait is a select() bounded by a `Deadline`.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import select
 import selectors
 import socket
 import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from itertools import cycle
 
+from ._environment import environment_errors
 from ._trace import Recorder
 
-__all__ = ["Deadline", "Peer", "drive", "echoed"]
+__all__ = ["Deadline", "Peer", "accept_queue", "drive", "echoed"]
 
 # Read this much per recv(): the test peer should not be the bottleneck of a transfer.
 READ_SIZE = 256 * 1024
@@ -52,7 +57,13 @@ class Deadline:
 
 
 class Peer:
-    """One client connection, driven by the test (never by a thread of its own)."""
+    """One client connection, driven by the test (never by a thread of its own).
+
+    Raises `SuiteEnvironmentError` if the machine cannot give it a socket or a local port,
+    TimeoutError if the handshake does not complete within `connect_timeout` (only a full
+    listen backlog keeps the kernel from completing it), ConnectionRefusedError if the
+    server refuses it.
+    """
 
     def __init__(
         self,
@@ -64,32 +75,41 @@ class Peer:
         connect_timeout: float = 5.0,
     ) -> None:
         self.recorder = recorder
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        # Buffer sizes must be set before connect() to shape the TCP window.
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        if sndbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        sock.settimeout(connect_timeout)
+        self.session_id: int | None = None  # set by Scenario.session()
+        # Our place in the timeline is taken before connect(), so the server's on_connect
+        # for this connection comes after `connect_seq`, which tells it apart from an
+        # earlier connection that used the same port (S1 churn reuses ports).
+        place = recorder.peer_connecting()
+        self.connect_seq = place.seq
+        port: int | None = None
+        failure = "failed: no socket"
         try:
-            # Bind first so the port is known before the server can see the connection: the
-            # server's on_connect for it comes after `connect_seq`, which tells it apart from
-            # an earlier connection that used the same port (S1 churn reuses ports).
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-            self.session_id: int | None = None  # set by Scenario.session()
-            self.connect_seq = recorder.peer_connecting(self.port)
-            reset = False
+            with environment_errors("creating a test peer's socket"):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                sock.connect(address)
-            except ConnectionResetError:
-                # The server accepted and reset the connection before connect() looked at
-                # the handshake's outcome: connected, then reset, as a client sees it.
-                reset = True
-        except BaseException:
-            sock.close()
-            raise
-        sock.setblocking(False)
+                # Buffer sizes must be set before connect() to shape the TCP window.
+                if rcvbuf is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                if sndbuf is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+                # No bind() first: connect() picks the port itself and may reuse a port pair
+                # in TIME_WAIT, so back-to-back runs do not exhaust the ephemeral range. A
+                # non-blocking connect() has picked the port when it returns, before the
+                # handshake is awaited, so the port is known even if the server resets it.
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+                if code not in (0, errno.EINPROGRESS):
+                    failure = f"failed: {errno.errorcode.get(code, code)}"
+                    _raise_connect_error(code, address)
+                port = self.port = sock.getsockname()[1]
+                recorder.peer_connected(place, port)
+                reset = _await_handshake(sock, address, connect_timeout)
+            except BaseException:
+                sock.close()
+                raise
+        finally:
+            if port is None:
+                recorder.peer_connected(place, None, failure)
         self.sock = sock
         self.sent = bytearray()
         self.received = bytearray()
@@ -163,6 +183,13 @@ class Peer:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
             self.close(quiet=True)
 
+    def abort(self) -> None:
+        """reset(), without a note: for the end of a scenario (Scenario._close_peers)."""
+        if not self.closed:
+            with suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
+            self.close(quiet=True)
+
     def close(self, *, quiet: bool = False) -> None:
         if not self.closed:
             if not quiet:
@@ -227,6 +254,48 @@ class Peer:
         return events
 
 
+def _raise_connect_error(code: int, address: tuple[str, int]) -> None:
+    """connect() failed at once with `code`: the machine's error or the server's."""
+    with environment_errors(f"connect() of a test peer to {address}"):
+        # OSError(code, ...) is the subclass for the code: ConnectionRefusedError, ...
+        raise OSError(code, f"{os.strerror(code)}: connect() to {address}")
+
+
+def _await_handshake(sock: socket.socket, address: tuple[str, int], timeout: float) -> bool:
+    """Wait for the non-blocking connect() of `sock`; True if the server reset it as it
+    connected. poll(), not a selector: no descriptor of its own, no limit on fd numbers."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    if not poller.poll(timeout * 1000):
+        raise TimeoutError(errno.ETIMEDOUT,
+                           f"connect() to {address} did not complete within {timeout:g} s")
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code == 0:
+        return False
+    if code == errno.ECONNRESET:
+        # The server accepted and reset the connection before we looked at the handshake's
+        # outcome: connected, then reset, as a client sees it.
+        return True
+    _raise_connect_error(code, address)
+    return False
+
+
+def accept_queue(address: tuple[str, int]) -> int | None:
+    """How many connections wait in the accept queue of the IPv4 listener on `address`
+    (/proc/net/tcp shows it for a listening socket); None where that cannot be read."""
+    host, port = address
+    local = f"{socket.htonl(struct.unpack('!I', socket.inet_aton(host))[0]):08X}:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            for row in table:
+                fields = row.split()
+                if fields[1:2] == [local] and fields[3] == "0A":  # TCP_LISTEN
+                    return int(fields[4].split(":")[1], 16)
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
 def echoed(peers: Iterable[Peer]) -> bool:
     """Every peer sent all it queued and got exactly that back (against an echo server)."""
     return all(p.outbox_bytes == 0 and p.received == p.sent for p in peers)
@@ -240,7 +309,9 @@ def drive(
     With nothing left to do for any peer, returns at once whatever `until()` says.
     """
     peers = list(peers)
-    with selectors.DefaultSelector() as sel:
+    with environment_errors("creating the test peers' selector"):
+        sel = selectors.DefaultSelector()
+    with sel:
         while not until():
             if deadline.expired:
                 return until()

@@ -3,7 +3,9 @@
 Each test report carries (in `user_properties`, so it survives pytest-xdist) the impl it ran
 against, the clauses its `clause` marker names, and the clauses its failure broke. A failure
 that is a `ConformanceFailure` is charged to the clause it names; any other failure (an
-exception from the implementation, say) to the clauses of the test.
+exception from the implementation, say) to the clauses of the test. A test that met an
+environment error (`SuiteEnvironmentError`: the suite's own sockets or threads failed) judges
+no clause: its clauses read "env" -- not checked, and not "ok" either.
 """
 
 from __future__ import annotations
@@ -22,35 +24,50 @@ PROPERTY = "conformance"  # the user_properties key
 
 @dataclass
 class Verdicts:
-    # impl -> clause -> [passed, failed] test counts
+    # impl -> clause -> [passed, failed, environment error] test counts
     table: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     failures: list[dict[str, object]] = field(default_factory=list)
 
     def add(self, nodeid: str, impl: str, clauses: Iterable[str], failed: Iterable[str],
-            outcome: str) -> None:
+            outcome: str, environment: str = "") -> None:
+        """`environment`: the environment error the test met (then it judged no clause)."""
         row = self.table.setdefault(impl, {})
         failed = list(failed)
         for c in dict.fromkeys([*clauses, *failed]):
-            counts = row.setdefault(c, [0, 0])
-            counts[1 if c in failed else 0] += 1
-        if failed:
+            counts = row.setdefault(c, [0, 0, 0])
+            counts[2 if environment else 1 if c in failed else 0] += 1
+        if environment:
+            self.failures.append({"nodeid": nodeid, "impl": impl, "clauses": [],
+                                  "outcome": outcome, "environment": environment})
+        elif failed:
             self.failures.append({"nodeid": nodeid, "impl": impl, "clauses": failed,
                                   "outcome": outcome})
 
     def verdict(self, impl: str, clause: str) -> str:
-        passed, failed = self.table.get(impl, {}).get(clause, [0, 0])
-        return "failed" if failed else "passed" if passed else "not run"
+        passed, failed, env = self.table.get(impl, {}).get(clause, [0, 0, 0])
+        return ("failed" if failed else "environment error" if env
+                else "passed" if passed else "not run")
+
+    def environment_messages(self) -> list[str]:
+        """The environment errors met, one line each, first seen first."""
+        return list(dict.fromkeys(str(f["environment"]) for f in self.failures
+                                  if f.get("environment")))
 
     def render(self) -> list[str]:
         if not self.table:
             return []
         ids = list(CLAUSES)
         width = max(len(i) for i in self.table) + 2
-        mark = {"passed": "ok", "failed": "FAIL", "not run": "-"}
+        mark = {"passed": "ok", "failed": "FAIL", "environment error": "env", "not run": "-"}
         lines = [" " * width + " ".join(f"{c:>4}" for c in ids)]
         for impl in sorted(self.table):
             cells = " ".join(f"{mark[self.verdict(impl, c)]:>4}" for c in ids)
             lines.append(f"{impl:<{width}}{cells}")
+        errors = self.environment_messages()
+        if errors:
+            lines.append("env: not checked -- the suite's own sockets or threads failed, which "
+                         "says nothing about the implementation:")
+            lines.extend(f"  {e}" for e in errors[:3])
         return lines
 
     def to_json(self) -> dict[str, object]:

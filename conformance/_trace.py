@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .api import SessionServer
 
-__all__ = ["Kind", "Recorder", "TraceEvent"]
+__all__ = ["Connecting", "Kind", "Recorder", "TraceEvent"]
 
 
 class Kind(enum.Enum):
@@ -91,6 +92,16 @@ class _Indexes:
     # client port -> how many peers connected before it (the latest connection on the port)
     peer_order: dict[int, int] = field(default_factory=dict)
     peers: int = 0
+    connecting: int = 0  # peers inside connect() that have not yet recorded their port
+
+
+class Connecting(NamedTuple):
+    """A test peer's place in the timeline and in the connect order, taken before connect()
+    (see `Recorder.peer_connecting`)."""
+
+    seq: int
+    t: float
+    order: int
 
 
 class Recorder:
@@ -186,12 +197,37 @@ class Recorder:
         finally:
             self._end(seq, t, Kind.DISCONNECT, session_id, result=result)
 
-    def peer_connecting(self, port: int) -> int:
-        """A test peer bound `port` and is about to connect: noted, and numbered in order."""
+    def peer_connecting(self) -> Connecting:
+        """A test peer is about to connect: its place in the timeline and in the connect
+        order, taken now, before the server can see the connection. The peer's port is
+        known only once connect() has picked it (the kernel can then reuse a TIME_WAIT port
+        pair, which a bind() first would forbid): `peer_connected` records it.
+        Every call must be followed by one `peer_connected`, also when connect() failed."""
+        seq, t = self._begin()
         with self._cond:
-            self.index.peer_order[port] = self.index.peers
+            order = self.index.peers
             self.index.peers += 1
-        return self.note(f"peer :{port} connecting", peer_port=port)
+            self.index.connecting += 1
+        return Connecting(seq, t, order)
+
+    def peer_connected(self, place: Connecting, port: int | None, failed: str = "") -> None:
+        """The peer of `place` connects from `port` (None: connect() failed with `failed`)."""
+        with self._cond:
+            if port is not None:
+                self.index.peer_order[port] = place.order
+            self.index.connecting -= 1
+            self._cond.notify_all()
+        text = f"peer :{port} connecting" if port is not None else f"peer connect() {failed}"
+        self._end(place.seq, place.t, Kind.NOTE, None, detail=text, peer_port=port)
+
+    def peer_order(self, port: int, timeout: float) -> int | None:
+        """How many test peers began connecting before the one on client `port` (None: no
+        test peer connected from it). The server can accept a connection a moment before the
+        peer's thread recorded its port, so this waits -- at most `timeout` seconds, and only
+        while a peer is inside connect() -- for the port to be recorded."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self.index.connecting, timeout)
+            return self.index.peer_order.get(port)
 
     def note(
         self, text: str, *, session_id: int | None = None, peer_port: int | None = None,

@@ -19,7 +19,8 @@ edge cases and links to the tests that check it. Every method names the clauses 
 - S8 stale ids and late completions: unknown, closing or released ids land nowhere; I/O in
   flight when a session ends never touches another session.
 - S9 disconnect: flush, then FIN (or abort after `linger`), then on_release exactly once.
-- S10 accept: bursts of connects are all accepted, also while other sessions are busy.
+- S10 accept: bursts of connects are all accepted, also while other sessions are busy; the
+  listen backlog holds `LISTEN_BACKLOG` (100) pending connections.
 - S11 stop: releases every session, closes every socket, ends every thread; idempotent.
 - S12 faults: a peer reset or a raising callback ends at most that one session.
 - S13 re-entrancy: send() and disconnect() work from any callback and any thread.
@@ -96,6 +97,12 @@ class SessionServer(Protocol):
 
         `port=0` asks the OS for any free port. Returns once connections can be accepted.
         Called once per server object.
+
+        The listen backlog must hold at least `LISTEN_BACKLOG` (100) pending connections
+        (S10): the suite connects bursts of up to 100 while the server is busy inside a
+        callback, and they wait in the backlog until it accepts again. With a smaller one,
+        the connects beyond it time out, and S10 fails naming the backlog. `listen()` with
+        `socket.SOMAXCONN` (the kernel caps it at net.core.somaxconn) is plenty.
         """
         ...
 
@@ -138,6 +145,10 @@ class SessionServer(Protocol):
 
 ServerFactory = Callable[[ServerConfig], SessionServer]
 """Builds an unstarted server from a config. `--impl=package.module:factory` names one."""
+
+LISTEN_BACKLOG = 100
+"""Pending connections the listen backlog must hold (S10): the largest burst the suite
+connects while the server is busy and accepts nothing (`SessionServer.start`)."""
 
 INTERFACE_METHODS: tuple[str, ...] = ("start", "send", "disconnect", "stop")
 """The methods a `SessionServer` must have; the loader names the missing ones."""

@@ -30,6 +30,7 @@ import pytest
 
 from ._calls import stuck_calls
 from ._clauses import CLAUSES
+from ._environment import SuiteEnvironmentError
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
 from ._report import PROPERTY, Verdicts
 
@@ -181,7 +182,8 @@ class _RunPlugin:
         for key, value in report.user_properties:
             if key == PROPERTY and isinstance(value, dict):
                 self.verdicts.add(report.nodeid, value["impl"], value["clauses"],
-                                  value["failed"], report.outcome)
+                                  value["failed"], report.outcome,
+                                  value.get("environment", ""))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.verdicts.table:
@@ -266,15 +268,50 @@ def pytest_runtest_makereport(
         if report.skipped:
             clauses = []  # a skip or an xfail says nothing about a clause
         failed: list[str] = []
+        environment = ""
         if report.failed:
             exc = call.excinfo.value if call.excinfo else None
-            if _not_run(exc):
-                clauses = []  # failed at once: its own clauses were not checked
-            failed = _broken_clauses(exc, clauses)
+            env = _environment_error(exc)
+            if env is not None and not _broken_clauses(exc, []):
+                # judged nothing: its clauses show the environment error, not a verdict
+                environment = f"{type(env.cause).__name__} in {env.what}. {env.hint}"
+                # The suite's own traceback would only hide the hint.
+                report.longrepr = f"{type(env).__name__}: {env}"
+            else:
+                if _not_run(exc):
+                    clauses = []  # failed at once: its own clauses were not checked
+                failed = _broken_clauses(exc, clauses)
         report.user_properties.append(
-            (PROPERTY, {"impl": harness.impl.name, "clauses": clauses, "failed": failed})
+            (PROPERTY, {"impl": harness.impl.name, "clauses": clauses, "failed": failed,
+                        "environment": environment})
         )
     return report  # type: ignore[return-value]
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """A test that met an environment error is an ERROR (it failed to run), not a FAILED
+    (the implementation failed it); the run still fails."""
+    if report.failed and any(key == PROPERTY and isinstance(value, dict)
+                             and value.get("environment")
+                             for key, value in report.user_properties):
+        return "error", "E", "ERROR"
+    return None
+
+
+def _environment_error(exc: BaseException | None) -> SuiteEnvironmentError | None:
+    """The `SuiteEnvironmentError` behind a test's failure, if that is what it was."""
+    from ._harness import ServerWedged, ShrinkingStopped
+
+    if isinstance(exc, SuiteEnvironmentError):
+        return exc
+    if isinstance(exc, ServerWedged | ShrinkingStopped):
+        return _environment_error(exc.failure)
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _environment_error(sub)
+            if found is not None:
+                return found
+    return None
 
 
 def _not_run(exc: BaseException | None) -> bool:

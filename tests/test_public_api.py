@@ -8,7 +8,7 @@ import conformance.api
 PUBLIC = {
     "CLAUSES", "ConformanceFailure", "Harness", "Impl", "ImplError", "Peer", "Recorder",
     "Scenario", "ServerConfig", "ServerFactory", "SessionHandler", "SessionServer", "Stream",
-    "Timeouts", "TraceEvent", "Violation", "check_trace", "resolve",
+    "SuiteEnvironmentError", "Timeouts", "TraceEvent", "Violation", "check_trace", "resolve",
 }
 
 

@@ -10,6 +10,7 @@ fills lazily are not mistaken for leaks).
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -22,6 +23,12 @@ from hypothesis import strategies as st
 from conformance._apps import echo
 from conformance._calls import bounded_call
 from conformance._checker import ConformanceFailure
+from conformance._environment import (
+    SuiteEnvironmentError,
+    environment_errors,
+    hint,
+    is_environmental,
+)
 from conformance._profiles import suite_settings
 from conformance._strategies import KERNEL_BUFFERED, fault_plans, payloads
 from conformance.faults import FaultPlan, SessionFaults
@@ -64,10 +71,12 @@ def test_s11_stop_releases_everything_and_closes_the_door(conformance, idle, bus
             if sc.rec.send(sid, b"after-stop") or sc.rec.disconnect(sid):
                 raise sc.fail("S11", f"send({sid}) and disconnect({sid}) -> False after stop()",
                               "one returned True", [sid])
-        probe = socket.socket()
+        with environment_errors("creating the probe's socket"):
+            probe = socket.socket()
         probe.settimeout(sc.timeouts.io)
         try:
-            probe.connect(sc.address)
+            with environment_errors(f"the probe's connect() to {sc.address}"):
+                probe.connect(sc.address)
         except OSError:
             pass  # refused: the listener is closed
         else:
@@ -136,12 +145,12 @@ class _ConnectStorm:
     socket open, until `finish()`. Connections refused (the listener is closed) are counted;
     any other error of its own sockets is the environment's, reported as such."""
 
-    def __init__(self, address: tuple[str, int], timeout: float) -> None:
-        self.address, self.timeout = address, timeout
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
         self.socks: list[socket.socket] = []
         self.refused = 0
         self.error: OSError | None = None
-        self.first = threading.Event()  # one connect has completed (or failed)
+        self.first = threading.Event()  # one connect has been made (or failed)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="suite-connect-storm",
                                        daemon=True)
@@ -151,18 +160,27 @@ class _ConnectStorm:
             for _ in range(STORM_CONNECTS):
                 sock = socket.socket()
                 self.socks.append(sock)
-                sock.settimeout(self.timeout)
-                try:
-                    sock.connect(self.address)
-                except (ConnectionRefusedError, ConnectionResetError):
+                # Non-blocking: the thread never waits on the server. A stopping server owes
+                # these connections nothing -- refused, reset, or left in a full backlog
+                # (EINPROGRESS) -- only that those it announced are released (S11).
+                sock.setblocking(False)
+                code = sock.connect_ex(self.address)
+                if code and is_environmental(OSError(code, os.strerror(code))):
+                    self.error = OSError(code, os.strerror(code))
+                    return
+                if code not in (0, errno.EINPROGRESS):
                     self.refused += 1
                 self.first.set()
                 if self.done.wait(STORM_GAP):  # a rate, and the end: stop() returned
                     return
-        except OSError as exc:
+        except OSError as exc:  # socket() itself: out of descriptors
             self.error = exc
         finally:
             self.first.set()
+
+    def start(self) -> None:
+        with environment_errors("starting the suite's connecting thread"):
+            self.thread.start()
 
     def finish(self) -> None:
         self.done.set()
@@ -170,10 +188,9 @@ class _ConnectStorm:
         for sock in self.socks:
             sock.close()
         if self.error is not None:
-            raise RuntimeError(
-                f"environment error, not a verdict: the suite's own connecting thread failed "
-                f"after {len(self.socks)} connects: {self.error!r} (ports exhausted? see "
-                f"`ss -s`)") from self.error
+            raise SuiteEnvironmentError(
+                f"the suite's connecting thread, after {len(self.socks)} connects",
+                self.error, hint(self.error))
 
 
 @pytest.mark.clause("S11", "S10")
@@ -204,8 +221,8 @@ def test_s11_stop_while_connects_keep_arriving(conformance, idle, flushing):
             if not sc.rec.send(sid, b"\0" * backlog):  # twice what the kernel holds
                 raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
                               f"send_queue_limit={backlog}", "it returned False", [sid])
-        storm = _ConnectStorm(sc.address, sc.timeouts.io)
-        storm.thread.start()
+        storm = _ConnectStorm(sc.address)
+        storm.start()
         try:
             storm.first.wait(sc.timeouts.io)  # connects are arriving before stop() begins
             sc.stop()  # within its deadline; on_release for every on_connect before it returns
