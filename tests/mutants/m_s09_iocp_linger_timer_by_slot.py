@@ -20,9 +20,9 @@ EOF).
 
 from __future__ import annotations
 
+from impls._completion_port import OpKind, Overlapped
 from impls._core import CloseReason
 from impls._core.pool import INDEX_BITS
-from impls._completion_port import OpKind, Overlapped
 from impls.iocp import IocpServer, Linger, Session
 
 
