@@ -62,6 +62,7 @@ def test_s08_stale_ids_while_newcomers_hold_their_handles(conformance, rounds):
             live += zip(arrived, ids, strict=True)
             # The newcomers now hold the handles and slots the stale ids once had.
             _fire_stale(sc, stale, f"round {r}")
+            _still_open(sc, live, f"round {r}")
             order = live[::-1] if newest_first else live
             leaving = order[:min(leavers, len(live) - 1)]  # someone always stays
             _end(sc, leaving, ending, f"round {r}")
@@ -95,8 +96,9 @@ def _end(sc: Scenario, leaving: list[tuple[Peer, int]], ending: str, when: str) 
         elif ending == "close":
             p.shut_write()
         elif not sc.rec.disconnect(sid):
-            raise sc.fail("S9", f"disconnect({sid}) -> True for a live session",
-                          "it returned False", [sid])
+            raise sc.fail("S9", f"{when}: disconnect({sid}) -> True for a live session",
+                          "it returned False (had a stale send() or disconnect() closed it?)",
+                          [sid])
     open_peers = [p for p in peers if not p.closed]
     sc.drive(open_peers, until=lambda: all(p.eof is not None for p in open_peers),
              clause="S5", expected=f"{when}: every leaving session to end for its peer",
@@ -106,19 +108,27 @@ def _end(sc: Scenario, leaving: list[tuple[Peer, int]], ending: str, when: str) 
         p.close(quiet=True)
 
 
-def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]]) -> None:
-    """Every session that was never ended is still open, and echoes its own bytes only."""
+def _still_open(sc: Scenario, live: list[tuple[Peer, int]], when: str) -> None:
+    """No session the test did not end was released or closed for its peer (S8)."""
     for p, sid in live:
         if sc.rec.is_released(sid) or p.eof is not None:
-            raise sc.fail("S8", f"session {sid}, never ended, to stay open while stale ids "
-                          "were fired", f"its peer saw {p.eof or 'nothing'}; released: "
+            raise sc.fail("S8", f"{when}: session {sid}, never ended, to stay open while stale "
+                          "ids were fired", f"its peer saw {p.eof or 'nothing'}; released: "
                           f"{sc.rec.is_released(sid)} (a stale disconnect() closed it?)", [sid])
+
+
+def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]]) -> None:
+    """Every session that was never ended is still open, and echoes its own bytes only."""
+    _still_open(sc, live, "the end")
+    for p, sid in live:
         p.queue(tagged(sid, 64))
     peers = [p for p, _ in live]
-    sc.drive(peers, until=lambda: all(len(p.received) >= len(p.sent) and not p.outbox_bytes
+    sc.drive(peers, until=lambda: all(p.eof is not None or (len(p.received) >= len(p.sent)
+                                                            and not p.outbox_bytes)
                                       for p in peers),
              clause="S4", expected="every session still connected to echo its own bytes",
              stall=sc.timeouts.call, session_ids=[sid for _, sid in live])
+    _still_open(sc, live, "the end")
     for p, sid in live:
         if STALE in p.received or p.received != p.sent:
             raise sc.fail("S8", f"the peer of {sid} to receive its own echo and nothing else",
