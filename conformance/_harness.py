@@ -462,6 +462,23 @@ class Scenario:
                   actual=f"session {sid} was not released",
                   timeout=timeout, session_ids=[sid])
 
+    def send(self, sid: int, data: bytes) -> bool:
+        """send(), recorded, which must return at once whether or not the peer reads (S6).
+
+        For sends whose peer may not be reading (a paused peer, megabytes beyond what the
+        kernel buffers): a send() that blocks fails S6 after `Timeouts.call`, naming the
+        call, instead of stalling the test thread until the watchdog fires.
+        """
+        __tracebackhide__ = True
+        outcome, stuck = bounded_call(partial(self.rec.send, sid, data), self.timeouts.call)
+        if stuck is not None:
+            raise self.fail("S6", f"send({sid}, {len(data)} bytes) to return at once, whether "
+                            "or not its peer reads", f"it blocked for {self.timeouts.call:g} s",
+                            [sid])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return bool(outcome)
+
     def fill_queue(self, sid: int, chunk: int = 64 << 10) -> int:
         """send() `chunk`-byte blocks to a session whose peer is not reading until one returns
         False; returns the bytes accepted.
@@ -473,15 +490,7 @@ class Scenario:
         ceiling = self.config.send_queue_limit + 8 * KERNEL_BUFFERED
         accepted = 0
         while accepted <= ceiling:
-            block = make_payload(chunk, accepted)
-            outcome, stuck = bounded_call(partial(self.rec.send, sid, block), self.timeouts.call)
-            if stuck is not None:
-                raise self.fail("S6", f"send({sid}, {chunk} bytes) to return at once while its "
-                                "peer is not reading", f"it blocked for {self.timeouts.call:g} s",
-                                [sid])
-            if isinstance(outcome, BaseException):
-                raise outcome
-            if not outcome:
+            if not self.send(sid, make_payload(chunk, accepted)):
                 return accepted
             accepted += chunk
         raise self.fail("S7", f"send() to return False before {ceiling} bytes were queued to a "

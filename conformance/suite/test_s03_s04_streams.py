@@ -104,7 +104,7 @@ def test_s04_partial_sends_lose_nothing(conformance, big, sizes, seed):
         peer = sc.connect(rcvbuf=4096)
         sid = sc.session(peer)
         for blob in blobs:
-            if not sc.rec.send(sid, blob):
+            if not sc.send(sid, blob):
                 raise sc.fail("S7", f"send({sid}, {len(blob)} bytes) -> True: the queue limit "
                               f"is {limit}", "it returned False", [sid])
         # disconnect() flushes, then FIN: the peer's EOF says "that was everything", so a

@@ -200,7 +200,7 @@ def test_s05_fin_releases_while_a_neighbour_flushes_to_a_stalled_peer(
         stalled, peer = (first, second) if flushing_first else (second, first)
         flushing, sid = sc.session(stalled), sc.session(peer)
         stalled.pause_reading()
-        if not sc.rec.send(flushing, make_payload(backlog, flushing)):
+        if not sc.send(flushing, make_payload(backlog, flushing)):
             raise sc.fail("S7", f"send({flushing}, {backlog} bytes) -> True with "
                           f"send_queue_limit={backlog}", "it returned False", [flushing])
         if not sc.rec.disconnect(flushing):

@@ -188,7 +188,7 @@ def test_s09_old_linger_timer_spares_the_new_owner(conformance, olds, extra, fau
         new_ids = [sc.session(p) for p in new_peers]
         for k, (p, sid) in enumerate(zip(new_peers, new_ids, strict=True)):
             p.pause_reading()
-            if not sc.rec.send(sid, make_payload(FLUSH, k)):
+            if not sc.send(sid, make_payload(FLUSH, k)):
                 raise sc.fail("S7", f"send({sid}, {FLUSH} bytes) -> True under the limit",
                               "it returned False", [sid])
         _pass_until(sc, first + NEW_CLOSE_AT * linger)

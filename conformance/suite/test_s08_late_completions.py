@@ -43,7 +43,7 @@ def test_s08_sessions_ending_mid_transfer_touch_no_other_session(conformance, pl
         for p, sid, (server_bytes, peer_bytes, _, reads) in zip(peers, ids, plan, strict=True):
             if not reads:
                 p.pause_reading()
-            sc.rec.send(sid, bytes([stamp[sid]]) * server_bytes)
+            sc.send(sid, bytes([stamp[sid]]) * server_bytes)
             p.queue(bytes([stamp[sid]]) * peer_bytes)
         sc.drive(peers, until=lambda: all(p.outbox_bytes == 0 for p in peers), clause="S3",
                  expected="every peer's bytes to be taken", stall=sc.timeouts.call)

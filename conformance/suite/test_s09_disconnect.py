@@ -80,7 +80,7 @@ def test_s09_disconnect_aborts_after_linger(conformance, linger, faults):
         peer = sc.connect(rcvbuf=4096)
         sid = sc.session(peer)
         peer.pause_reading()
-        sc.rec.send(sid, b"\0" * (2 * KERNEL_BUFFERED))
+        sc.send(sid, b"\0" * (2 * KERNEL_BUFFERED))
         if not sc.rec.disconnect(sid):
             raise sc.fail("S9", f"disconnect({sid}) -> True", "it returned False", [sid])
         sc.released(sid, clause="S9", timeout=linger + sc.timeouts.io,

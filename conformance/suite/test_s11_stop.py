@@ -218,7 +218,7 @@ def test_s11_stop_while_connects_keep_arriving(conformance, idle, flushing):
             stalled = sc.connect(rcvbuf=4096)
             sid = sc.session(stalled)
             stalled.pause_reading()
-            if not sc.rec.send(sid, b"\0" * backlog):  # twice what the kernel holds
+            if not sc.send(sid, b"\0" * backlog):  # twice what the kernel holds
                 raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
                               f"send_queue_limit={backlog}", "it returned False", [sid])
         storm = _ConnectStorm(sc.address)
@@ -256,7 +256,7 @@ def test_s11_stop_aborts_a_stalled_flush_under_faults(conformance, linger, fault
         peer = sc.connect(rcvbuf=4096)
         sid = sc.session(peer)
         peer.pause_reading()
-        if not sc.rec.send(sid, b"\0" * backlog):
+        if not sc.send(sid, b"\0" * backlog):
             raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
                           f"send_queue_limit={backlog}", "it returned False", [sid])
         sc.stop()  # within linger plus its deadline; on_release before it returns

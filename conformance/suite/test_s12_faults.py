@@ -149,7 +149,7 @@ def test_s12_reset_ends_a_graceful_close(conformance):
         peer = sc.connect(rcvbuf=4096)
         sid = sc.session(peer)
         peer.pause_reading()
-        if not sc.rec.send(sid, b"\0" * backlog):
+        if not sc.send(sid, b"\0" * backlog):
             raise sc.fail("S7", f"send({sid}, {backlog} bytes) -> True with "
                           f"send_queue_limit={backlog}", "it returned False", [sid])
         if not sc.rec.disconnect(sid):
