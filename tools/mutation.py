@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -268,8 +269,11 @@ def run_mutant(mutant: Mutant, spec: Any, args: argparse.Namespace, workdir: Pat
     mutant.output = "\n".join((result.output or "").splitlines()[-40:])
     mutant.failed = _failed_clauses(workdir / f"{mutant.job_id}.json")
     if mutant.outcome == "killed" and not mutant.failed:
-        # Killed without a clause verdict: the mutant broke an import or crashed pytest.
-        mutant.failed = ["(no clause: the run ended in an error)"]
+        # Killed without a clause verdict: the plugin's start/stop probe refused the server
+        # (it says so on a line of its own), or the mutant broke an import.
+        probe = [line for line in mutant.output.splitlines() if line.startswith("ERROR: --impl")]
+        mutant.failed = [f"(no clause) {probe[0].split('. ')[0]}" if probe
+                         else "(no clause: the run ended in an error)"]
     return result
 
 
@@ -345,12 +349,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="run without a network namespace of its own (when not root)")
     p.add_argument("--workdir", default=".mutation", help="results, session database, scratch")
     p.add_argument("--list", action="store_true", help="print the sample and stop")
+    p.add_argument("--summary", action="store_true",
+                   help="print the table of the last run in --workdir again, without running")
     p.add_argument("pytest_args", nargs="*", help="after --: more arguments for pytest")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summary:
+        results = (ROOT / args.workdir / "results.json").resolve()
+        summarize([Mutant(**m) for m in json.loads(results.read_text())], results)
+        return 0
     try:
         from cosmic_ray.commands.init import init
         from cosmic_ray.mutating import mutate_code
@@ -371,10 +381,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("unshare not found; use --no-netns", file=sys.stderr)
         return 2
 
-    workdir = (ROOT / args.workdir).resolve()
+    # --list only reads: it must not clear the session of a run going on in the workdir.
+    workdir = Path(tempfile.mkdtemp()) if args.list else (ROOT / args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    if not args.list:
+        # Two runs in one tree would write their mutants over each other's files.
+        lock = os.open(ROOT / "impls", os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another mutation run is going on in {ROOT}", file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _terminate)
 
     # cosmic-ray's paths are relative to where the suite runs: the repository root.
     os.chdir(ROOT)
@@ -425,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        output="not in the sample (tools.mutation)"),
         )
         print(f"{len(items)} mutants in {len(files)} files; sampled {len(sample)} "
-              f"(seed {args.seed}); {equivalent} annotation-only mutants passed over")
+              f"(seed {args.seed}); {equivalent} annotation-only (or no-op) mutants passed over")
         if args.list:
             for m, _ in sample:
                 print(f"  {m.path}:{m.line} {m.definition} {m.operator} -> {','.join(m.models)}")
@@ -439,19 +458,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{m.operator} {' '.join(m.failed)}", flush=True)
             results.write_text(json.dumps([asdict(x) for x, _ in sample], indent=2) + "\n")
 
-    mutants = [m for m, _ in sample]
+    summarize([m for m, _ in sample], results)
+    return 0
+
+
+def summarize(mutants: Sequence[Mutant], results: Path) -> None:
     print()
     print("\n".join(score_table(mutants)))
-    times = [m.seconds for m in mutants]
+    times = [m.seconds for m in mutants if m.outcome != "pending"]
     if times:
         print(f"\nseconds per mutant: median {statistics.median(times):.1f}, max {max(times):.1f}")
     survivors = [m for m in mutants if m.outcome == "survived"]
     if survivors:
-        print("\nsurvivors (diffs in results.json):")
+        print("\nsurvivors (their diffs are in results.json):")
         for m in survivors:
             print(f"  {m.path}:{m.line} in {m.definition}: {m.operator}")
     print(f"\nresults: {results}")
-    return 0
 
 
 if __name__ == "__main__":
