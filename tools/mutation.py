@@ -73,6 +73,10 @@ MODELS: dict[str, str] = {
     "trio": "impls/trio_.py",
 }
 
+# Survivors judged by hand, by key (see `stable_keys`), so a later run of the same sample
+# scores with the same judgement; docs/mutants.md says why for each.
+TRIAGE = ROOT / "tools" / "mutation_triage.json"
+
 # The files of the first sampled run (issue 9), plus the select model.
 DEFAULT_FILES = [
     "impls/epoll_et.py",
@@ -225,7 +229,7 @@ def _suite_command(mutant: Mutant, args: argparse.Namespace, workdir: Path) -> l
     pytest = [
         sys.executable, "-m", "pytest", "conformance", f"--impl={','.join(mutant.models)}",
         "-x", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
-        f"--hypothesis-profile={args.profile}", f"--hypothesis-seed={args.seed}",
+        f"--hypothesis-profile={args.profile}", f"--hypothesis-seed={args.hypothesis_seed}",
         f"--conformance-report={report}", *args.pytest_args,
     ]
     # $0 is the database directory; the rest is the pytest command, run with exec so that the
@@ -280,15 +284,31 @@ def run_mutant(mutant: Mutant, spec: Any, args: argparse.Namespace, workdir: Pat
 # -- the table ------------------------------------------------------------------------------
 
 
-def score_table(mutants: Iterable[Mutant]) -> list[str]:
+def load_triage(path: Path) -> dict[str, tuple[str, str]]:
+    """Survivors judged by hand: key -> (verdict, why); verdict is "equivalent" or "missed"."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {key: (entry["verdict"], entry["why"]) for key, entry in data.items()}
+
+
+def verdict(m: Mutant, triage: dict[str, tuple[str, str]]) -> str:
+    """killed, timeout, equivalent, missed, or untriaged (a survivor nobody judged yet)."""
+    if m.outcome != "survived":
+        return m.outcome
+    return triage[m.key][0] if m.key in triage else "untriaged"
+
+
+def score_table(mutants: Iterable[Mutant], triage: dict[str, tuple[str, str]]) -> list[str]:
     rows: dict[str, list[Mutant]] = {}
     for m in mutants:
         rows.setdefault(m.path, []).append(m)
-    head = f"{'file':<28} {'run against':<32} {'killed':>6} {'t/o':>4} {'surv':>4} {'score':>6}"
+    head = (f"{'file':<27} {'run against':<31} {'killed':>6} {'t/o':>3} {'equiv':>5} "
+            f"{'missed':>6} {'new':>3} {'score':>5}")
     lines = [head, "-" * len(head)]
     total = Counter[str]()
     for path, ms in rows.items():
-        c = Counter(m.outcome for m in ms)
+        c = Counter(verdict(m, triage) for m in ms)
         total.update(c)
         lines.append(_row(path, ",".join(ms[0].models), c))
     lines.append("-" * len(head))
@@ -297,11 +317,13 @@ def score_table(mutants: Iterable[Mutant]) -> list[str]:
 
 
 def _row(label: str, models: str, c: Counter[str]) -> str:
+    # Equivalent mutants cannot be killed: they are left out of the score. A survivor not
+    # yet triaged ("new") counts as missed until someone shows it is equivalent.
     caught = c["killed"] + c["timeout"]
-    judged = caught + c["survived"]
+    judged = caught + c["missed"] + c["untriaged"]
     score = f"{100 * caught / judged:.0f}%" if judged else "-"
-    return (f"{label:<28} {models:<32} {c['killed']:>6} {c['timeout']:>4} "
-            f"{c['survived']:>4} {score:>6}")
+    return (f"{label:<27} {models:<31} {c['killed']:>6} {c['timeout']:>3} {c['equivalent']:>5} "
+            f"{c['missed']:>6} {c['untriaged']:>3} {score:>5}")
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -337,6 +359,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="mutants in total, split evenly over the files")
     p.add_argument("--seed", type=int, default=9,
                    help="picks the sample and the suite's Hypothesis seed")
+    p.add_argument("--hypothesis-seed", type=int, default=None,
+                   help="the suite's Hypothesis seed, if not --seed")
     p.add_argument("--timeout", type=float, default=240.0,
                    help="seconds per mutant; a run killed then counts as killed (t/o)")
     p.add_argument("--model", default=None, metavar="NAME[,NAME...]",
@@ -357,6 +381,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.hypothesis_seed is None:
+        args.hypothesis_seed = args.seed
     if args.summary:
         results = (ROOT / args.workdir / "results.json").resolve()
         summarize([Mutant(**m) for m in json.loads(results.read_text())], results)
@@ -412,19 +438,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = sources[path].splitlines()[line - 1]
             described.append((path, spec.definition_name or "<module>", spec.operator_name,
                               line, text))
-        keys = stable_keys(sorted(described, key=lambda d: (d[0], d[3], d[2])))
-        key_of = dict(zip(sorted(described, key=lambda d: (d[0], d[3], d[2])), keys, strict=True))
+        # Two mutants of one line by one operator (a number made 1 or -1) differ only in their
+        # occurrence: number them in that order.
+        order = sorted(range(len(items)), key=lambda i: (
+            described[i][0], described[i][3], described[i][2], items[i].mutations[0].occurrence))
+        key_of = dict(zip(order, stable_keys([described[i] for i in order]), strict=True))
 
-        by_file: dict[str, list[tuple[str, Any, tuple[str, str, str, int, str]]]] = {}
-        for item, d in zip(items, described, strict=True):
-            by_file.setdefault(d[0], []).append((rank(args.seed, key_of[d]), item, d))
+        by_file: dict[str, list[tuple[str, int]]] = {}
+        for i, d in enumerate(described):
+            by_file.setdefault(d[0], []).append((rank(args.seed, key_of[i]), i))
 
         sample: list[tuple[Mutant, Any]] = []
         equivalent = 0
         for path, quota in shares(args.sample, files).items():
             models = models_using(path)
             taken = 0
-            for _, item, d in sorted(by_file.get(path, []), key=lambda r: r[0]):
+            for _, i in sorted(by_file.get(path, [])):
+                item, d = items[i], described[i]
                 if taken == quota:
                     break
                 spec = item.mutations[0]
@@ -434,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     equivalent += 1
                     continue
                 sample.append((Mutant(item.job_id, path, d[3], d[1], spec.operator_name,
-                                      spec.occurrence, key_of[d], models), item))
+                                      spec.occurrence, key_of[i], models), item))
                 taken += 1
 
         chosen = {m.job_id for m, _ in sample}
@@ -463,16 +493,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def summarize(mutants: Sequence[Mutant], results: Path) -> None:
+    triage = load_triage(TRIAGE)
     print()
-    print("\n".join(score_table(mutants)))
+    print("\n".join(score_table(mutants, triage)))
     times = [m.seconds for m in mutants if m.outcome != "pending"]
     if times:
         print(f"\nseconds per mutant: median {statistics.median(times):.1f}, max {max(times):.1f}")
     survivors = [m for m in mutants if m.outcome == "survived"]
     if survivors:
-        print("\nsurvivors (their diffs are in results.json):")
+        print(f"\nsurvivors (their diffs are in results.json; triage: {TRIAGE.relative_to(ROOT)}):")
         for m in survivors:
-            print(f"  {m.path}:{m.line} in {m.definition}: {m.operator}")
+            judged, why = triage.get(m.key, ("untriaged", "add it to the triage file"))
+            print(f"  {m.path}:{m.line} in {m.definition}: {m.operator}\n"
+                  f"      key {m.key!r}\n      {judged}: {why}")
     print(f"\nresults: {results}")
 
 
