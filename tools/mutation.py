@@ -477,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(seed {args.seed}); {equivalent} annotation-only (or no-op) mutants passed over")
         if args.list:
             for m, _ in sample:
-                print(f"  {m.path}:{m.line} {m.definition} {m.operator} -> {','.join(m.models)}")
+                print(f"  {m.path}:{m.line} {m.definition} {m.operator} -> {','.join(m.models)}"
+                      f"\n      key {m.key!r}")
             return 0
 
         results = workdir / "results.json"
