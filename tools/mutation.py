@@ -5,9 +5,9 @@ written by hand. This command asks a different question: of the small, mechanica
 mutation tool makes to the reference code (`<` for `<=`, `and` for `or`, `break` for
 `continue`, a number plus one ...), how many does the suite notice? It uses cosmic-ray's
 operators and runner, samples a fixed subset, runs the suite against each mutant, and prints
-the score per model. Not part of CI: it takes about a minute per mutant.
+the score per model. Not part of CI: a mutant takes ~20 s (up to ~1.5 min for shared code).
 
-    python -m tools.mutation --sample 50 --seed 9 --timeout 120
+    python -m tools.mutation --sample 50 --seed 9 --timeout 240
     python -m tools.mutation --sample 50 --seed 9 --list        # the sample, without running it
 
 What the command does for each sampled mutant, and why:
@@ -36,7 +36,9 @@ measures the suite, not a different sample.
 
 Results: the table on stdout; every mutant with its diff, outcome, time and the clauses that
 failed in `<workdir>/results.json`; and cosmic-ray's own session database
-`<workdir>/session.sqlite` (`cr-report <workdir>/session.sqlite` prints its report).
+`<workdir>/session.sqlite` (`cr-report <workdir>/session.sqlite` prints its report). The
+score leaves out the survivors judged equivalent in `tools/mutation_triage.json` (by key, so a
+later run of the same sample is judged the same way); docs/mutants.md says why for each.
 """
 
 from __future__ import annotations
