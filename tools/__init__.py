@@ -1,0 +1,1 @@
+"""Developer tools for io-conformance: never installed, never run by CI."""
