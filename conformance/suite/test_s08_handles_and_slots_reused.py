@@ -149,6 +149,9 @@ def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]]) -> None:
 LINGER = 1.0
 NEW_CLOSE_AT = 0.6
 RESUME_AFTER = 1.15
+# An end of a new session's flush this long (times linger) before its own deadline is early:
+# an old timer's abort comes 0.6 L early; the drive notices an end within RECHECK.
+EARLY = 0.2
 # A flush needs a queue the kernel cannot take whole: beyond what loopback buffers.
 FLUSH = 2 * KERNEL_BUFFERED
 
@@ -201,24 +204,37 @@ def test_s09_old_linger_timer_spares_the_new_owner(conformance, olds, extra, fau
         resumed_at = time.monotonic()
         for p in new_peers:
             p.resume_reading()
-        sc.drive(new_peers, until=lambda: all(p.eof is not None for p in new_peers),
-                 clause="S9", expected="every new peer to read its flush, then EOF",
+        ended: dict[int, float] = {}  # new peer index -> when its connection ended
+
+        def all_ended() -> bool:
+            for i, p in enumerate(new_peers):
+                if p.eof is not None:
+                    ended.setdefault(i, time.monotonic())
+            return len(ended) == len(new_peers)
+
+        sc.drive(new_peers, until=all_ended, clause="S9",
+                 expected="every new peer to read its flush, then EOF",
                  stall=sc.timeouts.call, session_ids=new_ids)
-        # The test thread itself may have been late (a loaded machine): a peer that began to
-        # read with little of its own linger left may rightly be aborted.
-        judged = closed_at + linger - resumed_at >= (1 + NEW_CLOSE_AT - RESUME_AFTER) / 2 * linger
-        if not judged:
-            event("the new peers began reading too late to judge their flush")
-        for p, sid in zip(new_peers, new_ids, strict=True):
+        # A correct server may still abort a new session -- at its *own* linger deadline, if
+        # the machine is too slow to flush megabytes in the time left (a loaded CI machine,
+        # or the test thread itself late to resume the peers). Only an end before that
+        # deadline is an old event's doing; the drive above notices an end within RECHECK.
+        own_deadline = closed_at + linger
+        for i, (p, sid) in enumerate(zip(new_peers, new_ids, strict=True)):
             sc.released(sid, clause="S9", why="after disconnect() and its flush")
             accepted = sc.rec.accepted(sid)
-            if judged and (p.eof != "EOF" or bytes(p.received) != accepted):
+            whole = p.eof == "EOF" and bytes(p.received) == accepted
+            if not whole and ended[i] < own_deadline - EARLY * linger:
                 raise sc.fail("S9", f"the peer of {sid} to receive all {len(accepted)} accepted "
-                              "bytes, then EOF: its linger had "
-                              f"{closed_at + linger - resumed_at:.2f} s to run when it read",
-                              f"it got {len(p.received)} bytes, then {p.eof} (an old "
+                              f"bytes, then EOF, or at least not to be cut off before its own "
+                              f"linger ran out ({own_deadline - resumed_at:.2f} s after it "
+                              "began to read)",
+                              f"it got {len(p.received)} bytes, then {p.eof}, "
+                              f"{own_deadline - ended[i]:.2f} s before its own deadline (an old "
                               "session's linger timer aborted it?)", [sid])
-            sc.settle(p, outbound_complete=judged)
+            if not whole:
+                event("a new session's flush was aborted at its own linger (a slow machine)")
+            sc.settle(p, outbound_complete=whole)
 
 
 def _one_by_one(sc: Scenario, n: int) -> list[Peer]:
