@@ -23,6 +23,7 @@ at once (`ServerWedged`), and the implementation's remaining scenarios fail at o
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import signal
 import threading
@@ -381,8 +382,14 @@ class Scenario:
         self.wait(known, clause=clause, timeout=self.timeouts.io,
                   expected=f"on_connect for the connection from port {peer.port}",
                   actual="no on_connect named that peer")
-        peer.session_id = found[0]
-        return found[0]
+        sid = found[0]
+        given = self.rec.peer_of(sid)
+        if not _is_address(given, peer.port):
+            raise self.fail("S10", f"on_connect({sid}, peer) with the peer's address as "
+                            f"(host, port), as getpeername() gives it: ('127.0.0.1', "
+                            f"{peer.port})", f"peer was {given!r}", [sid])
+        peer.session_id = sid
+        return sid
 
     def drive(
         self, peers: Iterable[Peer], until: Callable[[], bool], *, clause: str, expected: str,
@@ -598,6 +605,21 @@ class Scenario:
         each one (60 s on Linux); an RST leaves none, on either side."""
         for p in self.peers:
             p.abort()
+
+
+def _is_address(peer: object, port: int) -> bool:
+    """Whether on_connect's `peer` names the suite's client: host 127.0.0.1 -- as a string,
+    also in its IPv4-mapped IPv6 form from a dual-stack socket -- and the client's port."""
+    if not isinstance(peer, tuple | list) or len(peer) < 2 or not isinstance(peer[0], str):
+        return False
+    try:
+        host = ipaddress.ip_address(peer[0].split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(host, ipaddress.IPv6Address) and host.ipv4_mapped is not None:
+        host = host.ipv4_mapped
+    return host == ipaddress.IPv4Address("127.0.0.1") and peer[1] == port \
+        and isinstance(peer[1], int)
 
 
 def _within(expected: str, limit: float, stall: float | None) -> str:

@@ -86,6 +86,7 @@ class _Indexes:
 
     # client port -> [(seq of on_connect, session id)]: ports are reused, so keep them all
     by_port: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    peer_of: dict[int, object] = field(default_factory=dict)  # id -> on_connect's `peer`
     received: dict[int, bytearray] = field(default_factory=dict)  # id -> on_recv bytes
     released: set[int] = field(default_factory=set)
     accepted_sends: dict[int, list[bytes]] = field(default_factory=dict)  # id -> send() == True
@@ -153,6 +154,7 @@ class Recorder:
             with self._cond:
                 if port is not None:
                     self.index.by_port.setdefault(port, []).append((seq, session_id))
+                self.index.peer_of[session_id] = peer
                 self._cond.notify_all()
         passed: object = None
         if kind is Kind.RECV:
@@ -314,6 +316,11 @@ class Recorder:
                 if seq > after_seq:
                     return sid
             return None
+
+    def peer_of(self, session_id: int) -> object:
+        """The `peer` argument of on_connect(session_id), as the implementation passed it."""
+        with self._cond:
+            return self.index.peer_of.get(session_id)
 
     def received(self, session_id: int) -> bytes:
         with self._cond:

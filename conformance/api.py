@@ -66,7 +66,8 @@ class SessionHandler(Protocol):
     def on_connect(self, session_id: int, peer: tuple[str, int]) -> None:
         """A connection was accepted and given `session_id` (S1, S2).
 
-        `peer` is the remote address as (host, port). This is the first callback for the id.
+        `peer` is the remote address as (host, port), as getpeername() gives it: host a
+        string, e.g. ('127.0.0.1', 50522) (S10). This is the first callback for the id.
         If it raises, the session is ended and `on_release` is still owed to it (S12).
         """
 

@@ -43,8 +43,8 @@ def test_s10_burst_that_arrives_while_the_server_is_busy(conformance, burst):
 
     with conformance.scenario(on_connect=slow_first_connect, on_recv=echo) as sc:
         opener = sc.connect()
-        sc.session(opener)
-        try:
+        try:  # whatever fails, the application is no longer busy after this block
+            sc.session(opener)
             peers = [sc.connect() for _ in range(burst)]  # handshakes done by the kernel
         finally:
             gate.set()
