@@ -35,6 +35,8 @@ ENDINGS = ["close", "reset", "disconnect"]
 # Long enough for the next round's first session to be accepted while a completion is held
 # (milliseconds, on a loaded machine tens of them); short enough to cost little.
 LATE_HOLD = 0.25
+# How many of the sessions that left last a failure's timeline shows besides the victim.
+RECENT = 4
 
 
 @pytest.mark.clause("S8", "S1")
@@ -76,7 +78,7 @@ def test_s08_stale_ids_while_newcomers_hold_their_handles(conformance, rounds, f
             live += zip(arrived, ids, strict=True)
             # The newcomers now hold the handles and slots the stale ids once had.
             _fire_stale(sc, stale, f"round {r}")
-            _still_open(sc, live, f"round {r}")
+            _still_open(sc, live, f"round {r}", stale)
             order = live[::-1] if newest_first else live
             leaving = order[:min(leavers, len(live) - 1)]  # someone always stays
             _end(sc, leaving, ending, f"round {r}")
@@ -84,7 +86,7 @@ def test_s08_stale_ids_while_newcomers_hold_their_handles(conformance, rounds, f
             live = [(p, sid) for p, sid in live if sid not in gone]
             stale += [sid for _, sid in leaving]
         _fire_stale(sc, stale, "the end")
-        _still_theirs(sc, live)
+        _still_theirs(sc, live, stale)
 
 
 def _fire_stale(sc: Scenario, stale: list[int], when: str) -> None:
@@ -122,19 +124,22 @@ def _end(sc: Scenario, leaving: list[tuple[Peer, int]], ending: str, when: str) 
         p.close(quiet=True)
 
 
-def _still_open(sc: Scenario, live: list[tuple[Peer, int]], when: str) -> None:
-    """No session the test did not end was released or closed for its peer (S8)."""
+def _still_open(sc: Scenario, live: list[tuple[Peer, int]], when: str,
+                stale: list[int]) -> None:
+    """No session the test did not end was released or closed for its peer (S8). A failure's
+    timeline shows the sessions that left last too: one of them had the handle or slot."""
     for p, sid in live:
         if sc.rec.is_released(sid) or p.eof is not None:
             raise sc.fail("S8", f"{when}: session {sid}, never ended, to stay open while stale "
                           "ids were fired", f"its peer saw {p.eof or 'nothing'}; released: "
                           f"{sc.rec.is_released(sid)} (a stale disconnect(), or a late "
-                          "completion of a released session, closed it?)", [sid])
+                          "completion of a released session, closed it?)",
+                          [sid, *stale[-RECENT:]])
 
 
-def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]]) -> None:
+def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]], stale: list[int]) -> None:
     """Every session that was never ended is still open, and echoes its own bytes only."""
-    _still_open(sc, live, "the end")
+    _still_open(sc, live, "the end", stale)
     for p, sid in live:
         p.queue(tagged(sid, 64))
     peers = [p for p, _ in live]
@@ -143,7 +148,7 @@ def _still_theirs(sc: Scenario, live: list[tuple[Peer, int]]) -> None:
                                       for p in peers),
              clause="S4", expected="every session still connected to echo its own bytes",
              stall=sc.timeouts.call, session_ids=[sid for _, sid in live])
-    _still_open(sc, live, "the end")
+    _still_open(sc, live, "the end", stale)
     for p, sid in live:
         if STALE in p.received or p.received != p.sent:
             raise sc.fail("S8", f"the peer of {sid} to receive its own echo and nothing else",

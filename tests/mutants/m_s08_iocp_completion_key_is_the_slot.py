@@ -53,7 +53,7 @@ class SlotPool(SessionPool[Session]):
 class SlotKeyServer(IocpServer):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(config)
-        self._table = SlotPool()
+        self._table = self._pool = SlotPool()
 
     def _worker(self) -> None:
         assert self._port is not None
@@ -71,7 +71,7 @@ class SlotKeyServer(IocpServer):
                 self._on_linger_expired(key.session_id)
             elif isinstance(key, Session):
                 with self._lock:  # BUG: the key is used as a slot index
-                    s = self._table.holder(key.id & SLOT)
+                    s = self._pool.holder(key.id & SLOT)
                 if s is None:
                     continue  # a free slot: nobody to give it to
                 if packet.overlapped is None:
