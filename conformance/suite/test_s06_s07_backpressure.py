@@ -133,9 +133,10 @@ def test_s07_limit_on_a_partly_full_queue(conformance, limit, chunk):
 
     The situation: a peer stops reading, the kernel's buffers fill, and the server holds
     `held` accepted bytes itself. Classic bugs of the admission rule only show here, never
-    on an empty queue: checking the queue as it was (`if pending > limit: return False`, so
-    the queue overshoots by a whole message), or a slip such as `pending | size > limit`
-    for `+` (found by a mutation tool; it lets through any size whose bits overlap the
+    on an empty queue: checking the queue as it was (`if size > limit or pending > limit:
+    return False` -- the first guard makes every check on an idle session pass, and the
+    queue overshoots by a whole message), or a slip such as `pending | size > limit` for
+    `+` (found by a mutation tool; it lets through any size whose bits overlap the
     queue's). Both accept a send() that a correct server refuses.
 
     Why /proc/net/tcp: the suite knows what send() accepted and what the peer read, but not
@@ -143,9 +144,10 @@ def test_s07_limit_on_a_partly_full_queue(conformance, limit, chunk):
     amount each run -- so `fill_queue` can only bound the total. Once the pipe is stalled,
     the kernel's figures hold still and Linux's TCP table gives them (`conformance._kernel`):
     `held` = accepted - read by the peer - the server's send buffer - the peer's receive
-    buffer. A correct server holds at least that much (a write call still in progress --
-    a writer thread blocked in sendmsg(), Trio's send_all() -- may have handed part of its
-    bytes to the kernel and still count them), and at most the limit. So: `held` must not
+    buffer. A correct server holds at least that much (more while a write call is in
+    progress -- a writer thread blocked in sendmsg(), Trio's send_all(): its bytes count as
+    queued until it returns, also the part the kernel already took; docs/contract.md, S7),
+    and at most the limit. So: `held` must not
     exceed the limit; send(limit - held + 1) and the largest size that `|` lets through
     must return False; send(limit - held) may return False only for such a write in
     progress, and if it returns True the queue is exactly full and one more byte is
