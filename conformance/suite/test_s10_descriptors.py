@@ -9,6 +9,11 @@ for them (S10); treating ECONNABORTED as "stop accepting" strands the rest too.
 
 These faults are injected (`conformance.faults`, for implementations that opt in): a real
 EMFILE needs the whole process at its limit, the test's own peers included.
+
+S10 and S12 past FD_SETSIZE: real descriptors this time. The test holds every number below
+1024 in the server's process, so the server's ends of the next connections are numbered 1024
+and up, which select() cannot watch. The classic bug: no check, so select() raises and the
+loop thread dies with every session on it.
 """
 
 from __future__ import annotations
