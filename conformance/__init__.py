@@ -6,8 +6,10 @@ General layout:
   application the suite plays), `ServerConfig`, `ServerFactory`. Its docstrings are normative.
 - `_trace` records every callback and call; `_checker` judges S1-S4 from a trace with no I/O
   and renders failures as per-session timelines.
-- `_peers` drives real TCP clients on 127.0.0.1; `_harness` runs a scenario against one
-  implementation under deadlines; `_environment` tells the machine's failures (out of ports,
+- `_peers` drives real TCP clients on 127.0.0.1; `_scenario` is what a property calls (the
+  test vocabulary: `Scenario`); `_timeouts` holds its deadlines; `_harness` runs each scenario
+  against one implementation under the run protocol of `_run` (watchdog, thread deaths, hung
+  servers, shrink budget); `_environment` tells the machine's failures (out of ports,
   descriptors, threads: `SuiteEnvironmentError`) from the implementation's.
 - `plugin` is the pytest plugin (`--impl`), `_loading` turns a name into a factory,
   `_profiles` holds the Hypothesis profiles, `_report` the implementation x clause table.
@@ -32,12 +34,12 @@ if TYPE_CHECKING:
     from ._clauses import CLAUSES as CLAUSES
     from ._environment import SuiteEnvironmentError as SuiteEnvironmentError
     from ._harness import Harness as Harness
-    from ._harness import Scenario as Scenario
-    from ._harness import Timeouts as Timeouts
     from ._loading import Impl as Impl
     from ._loading import ImplError as ImplError
     from ._loading import resolve as resolve
     from ._peers import Peer as Peer
+    from ._scenario import Scenario as Scenario
+    from ._timeouts import Timeouts as Timeouts
     from ._trace import Recorder as Recorder
     from ._trace import TraceEvent as TraceEvent
 
@@ -51,8 +53,8 @@ _LAZY = {
     "CLAUSES": "_clauses",
     "SuiteEnvironmentError": "_environment",
     "Harness": "_harness",
-    "Scenario": "_harness",
-    "Timeouts": "_harness",
+    "Scenario": "_scenario",
+    "Timeouts": "_timeouts",
     "Impl": "_loading",
     "ImplError": "_loading",
     "resolve": "_loading",

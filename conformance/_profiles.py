@@ -41,7 +41,7 @@ PROFILES: dict[str, settings] = {
     "thorough": settings(max_examples=100, **_COMMON),  # type: ignore[arg-type]
 }
 
-# Seconds of failing examples a test may spend shrinking (see `_harness.ShrinkingStopped`):
+# Seconds of failing examples a test may spend shrinking (see `_run.ShrinkingStopped`):
 # most failing examples wait out a deadline, so shrinking is what makes a bug slow to report.
 # Profiles not listed here (thorough, debug, your own) shrink as far as Hypothesis goes.
 SHRINK_BUDGETS: dict[str, float] = {DEFAULT: 15.0, "fast": 5.0}

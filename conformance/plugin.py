@@ -40,7 +40,7 @@ CLAUSE_OPTION = "--clause"
 REPORT_OPTION = "--conformance-report"
 
 _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
-# impl name -> where its first server wedged, and the clause (see _harness.ImplWedged)
+# impl name -> where its first server wedged, and the clause (see _run.ImplWedged)
 _wedged_key: pytest.StashKey[dict[str, tuple[str, str]]] = pytest.StashKey()
 _exitstatus_key: pytest.StashKey[int] = pytest.StashKey()
 # Calls already stuck when this run began (an earlier in-process run's): not this run's.
@@ -217,8 +217,9 @@ def conformance_impl(impl: Any, pytestconfig: pytest.Config) -> Impl:
 @pytest.fixture(scope="module")
 def conformance(conformance_impl: Impl, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A `Harness`: `with conformance.scenario(...) as sc:` runs one scenario."""
-    from ._harness import Harness, Timeouts
+    from ._harness import Harness
     from ._profiles import shrink_budget
+    from ._timeouts import Timeouts
 
     yield Harness(conformance_impl, Timeouts(pytestconfig.getoption("conformance_timeout_scale")),
                   shrink_budget(), pytestconfig.stash[_wedged_key])
@@ -300,7 +301,7 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
 
 def _environment_error(exc: BaseException | None) -> SuiteEnvironmentError | None:
     """The `SuiteEnvironmentError` behind a test's failure, if that is what it was."""
-    from ._harness import ServerWedged, ShrinkingStopped
+    from ._run import ServerWedged, ShrinkingStopped
 
     if isinstance(exc, SuiteEnvironmentError):
         return exc
@@ -317,7 +318,7 @@ def _environment_error(exc: BaseException | None) -> SuiteEnvironmentError | Non
 def _not_run(exc: BaseException | None) -> bool:
     """True if the test's own checks never ran: its server did not start, or an earlier
     server of the implementation is wedged. Its clauses then get no verdict from it."""
-    from ._harness import ImplWedged, ServerWedged, ShrinkingStopped, StartFailed
+    from ._run import ImplWedged, ServerWedged, ShrinkingStopped, StartFailed
 
     if isinstance(exc, ServerWedged | ShrinkingStopped):
         return _not_run(exc.failure)
@@ -328,7 +329,7 @@ def _broken_clauses(exc: BaseException | None, own: list[str]) -> list[str]:
     """The clauses a failure names: a ConformanceFailure's, or those inside a group; `own`
     (the test's clauses) for one that names none, such as an exception from the server."""
     from ._checker import ConformanceFailure
-    from ._harness import ImplWedged, ServerWedged, ShrinkingStopped
+    from ._run import ImplWedged, ServerWedged, ShrinkingStopped
 
     if isinstance(exc, ConformanceFailure):
         return exc.clauses

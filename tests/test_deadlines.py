@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import pytest
 
 from conformance._checker import ConformanceFailure
-from conformance._harness import Harness, ScenarioHang, Timeouts
+from conformance._harness import Harness
 from conformance._loading import Impl
+from conformance._run import ScenarioHang
+from conformance._timeouts import Timeouts
 from impls.select_ import SelectServer
 
 

@@ -24,9 +24,9 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from conformance._apps import echo
-from conformance._harness import Scenario
 from conformance._peers import Peer
 from conformance._profiles import suite_settings
+from conformance._scenario import Scenario
 from conformance._strategies import KERNEL_BUFFERED, fault_plans, make_payload, tagged
 from conformance.faults import FaultPlan, SessionFaults
 

@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from conformance._apps import echo
 from conformance._cpu import measure_busy
 from conformance._environment import environment_errors
-from conformance._harness import Scenario
 from conformance._peers import RECHECK, Deadline, Peer, echoed
 from conformance._profiles import suite_settings
+from conformance._scenario import Scenario
 from conformance._strategies import fault_plans
 from conformance.faults import Fault, FaultPlan, Step
 from conformance.suite.test_s06_s07_backpressure import SPIN_FRACTION, SPIN_WINDOW

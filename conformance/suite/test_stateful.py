@@ -27,9 +27,10 @@ from hypothesis.stateful import (
 
 from conformance._apps import echo
 from conformance._checker import ConformanceFailure, check_identity, check_lifecycle
-from conformance._harness import Harness, Scenario
+from conformance._harness import Harness
 from conformance._peers import Peer
 from conformance._profiles import suite_settings
+from conformance._scenario import Scenario
 from conformance._strategies import fault_plans, tagged
 from conformance.faults import FaultPlan
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from conformance._apps import echo
-from conformance._harness import Harness, Timeouts
+from conformance._harness import Harness
 from conformance._loading import Impl
+from conformance._timeouts import Timeouts
 from conformance._trace import Kind
 from conformance.api import ServerConfig, SessionHandler
 from conformance.faults import Fault, FaultPlan, SessionFaults, Step

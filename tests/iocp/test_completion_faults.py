@@ -26,9 +26,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from conformance._apps import echo
-from conformance._harness import Harness, Scenario, Timeouts
+from conformance._harness import Harness
 from conformance._loading import Impl
+from conformance._scenario import Scenario
 from conformance._strategies import tagged
+from conformance._timeouts import Timeouts
 from conformance._trace import Kind, Recorder
 from conformance.api import ServerConfig, SessionHandler
 from impls._completion_port import ECANCELED, CompletionFaults, OpKind, Overlapped, Packet

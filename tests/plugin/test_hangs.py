@@ -92,7 +92,7 @@ def test_a_wedge_keeps_the_clauses_of_the_failure_before_it() -> None:
     """stop() hanging after another failure adds S11 to that failure's clauses; a failure that
     names no clause (an exception from the server) is still charged to the test's own."""
     from conformance._checker import ConformanceFailure
-    from conformance._harness import ImplWedged, ServerWedged, StartFailed
+    from conformance._run import ImplWedged, ServerWedged, StartFailed
     from conformance.plugin import _broken_clauses, _not_run
 
     after_s9 = ServerWedged(ConformanceFailure("S9", "on_release(1)", "nothing"), "stack")

@@ -90,7 +90,7 @@ from conformance.suite.test_s10_accept import (
 
 @pytest.mark.clause("S10")
 def test_largest_busy_burst(conformance, monkeypatch):
-    harness = importlib.import_module("conformance._harness")  # the module in use
+    harness = importlib.import_module("conformance._scenario")  # the module in use
     monkeypatch.setattr(harness, "somaxconn", lambda: 64)
     busy_burst.hypothesis.inner_test(conformance, burst=LISTEN_BACKLOG)
 """
