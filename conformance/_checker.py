@@ -13,12 +13,12 @@ then the timeline of the sessions involved.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
 from ._clauses import CLAUSES
-from ._trace import Kind, TraceEvent
+from ._trace import PEER_KINDS, Kind, TraceEvent, session_of_port
 
 __all__ = [
     "ConformanceFailure",
@@ -258,42 +258,40 @@ def check_causes(events: Sequence[TraceEvent]) -> list[Violation]:
     """Every ending has a reason of its own, and no thread dies.
 
     S2: a session ends -- on_release, or its peer sees the connection reset -- only for a
-    reason of its own: its peer's FIN or RST (or a fault injected into it), disconnect() of
-    its id, its own callback raising, or stop(). An ending with none of these before it is
-    a bug: a would-block taken for the peer's close, a late completion landing on the next
-    session that uses the same socket handle, one socket's error tearing down its neighbour.
+    reason of its own: its peer's FIN or RST (PEER_CLOSE) or a reset injected into it
+    (FAULT_RESET), disconnect() of its id, its own callback raising, or stop(). An ending with
+    none of these before it is a bug: a would-block taken for the peer's close, a late
+    completion landing on the next session that uses the same socket handle, one socket's
+    error tearing down its neighbour.
 
     S12: no thread of the implementation dies of an exception (an error ends at most one
     session; a dead worker or loop stops serving all of them).
     """
     ordered = sorted(events, key=lambda e: e.seq)
-    connects = _connects_by_port(ordered)
+    session_of = _sessions_of(ordered)
     explained: set[int] = set()
     stopping = False  # stop() was called: every ending from then on has its reason
     out: list[Violation] = []
     for e in ordered:
-        sid = e.session_id
-        if e.kind is Kind.NOTE:
-            if e.error:
-                out.append(Violation(
-                    "S12", "every thread of the server to go on serving (an error ends at "
-                    "most one session)", f"{e.detail} of {e.error}"))
-                continue
-            if sid is None and e.peer_port is not None:
-                sid = _session_by_port(connects[e.peer_port], e)
-            stopping = stopping or (e.ends and sid is None and e.peer_port is None)
-            if sid is None:
-                continue
-            if e.ends:
-                explained.add(sid)
-            elif e.broke and sid not in explained and not stopping:
-                explained.add(sid)  # one report per session
-                out.append(_unexplained(sid, f"its peer saw the connection reset "
-                                             f"({e.detail}) with none of these before it"))
-        elif sid is None:
+        if e.kind is Kind.THREAD_DIED:
+            out.append(Violation(
+                "S12", "every thread of the server to go on serving (an error ends at "
+                "most one session)", e.describe()))
             continue
-        elif (e.kind is Kind.DISCONNECT and e.result) or (e.kind in CALLBACKS and e.error):
+        if e.kind is Kind.STOP:
+            stopping = True
+            continue
+        sid = session_of(e)
+        if sid is None:
+            continue
+        if (e.kind in (Kind.PEER_CLOSE, Kind.FAULT_RESET)
+                or (e.kind is Kind.DISCONNECT and e.result)
+                or (e.kind in CALLBACKS and e.error)):
             explained.add(sid)
+        elif e.kind is Kind.PEER_SAW_RESET and sid not in explained and not stopping:
+            explained.add(sid)  # one report per session
+            out.append(_unexplained(sid, f"its peer saw the connection reset "
+                                         f"({e.detail}) with none of these before it"))
         elif e.kind is Kind.RELEASE and sid not in explained and not stopping:
             explained.add(sid)
             out.append(_unexplained(sid, f"on_release({sid}) came with none of these before it"))
@@ -316,18 +314,19 @@ def render_timeline(
     max_sessions: int = 4,
     max_lines: int = 24,
 ) -> str:
-    """The per-session timeline a student reads: one block per session, in causal order.
+    """The per-session timeline a student reads: one block per session, in causal order;
+    then, unless `session_ids` are chosen, a `test:` block of what belongs to no session
+    (stop(), the test's remarks, a thread that died, a fault of accept()).
 
-    Notes a peer made before its id was known are placed with the session its port got.
+    What a peer did before its id was known is placed with the session its port got. Each
+    line names who did it: the peer, the test, or the thread the implementation ran it on
+    (a callback, or an injected fault, which happens on the thread that met it).
     """
     ordered = sorted(events, key=lambda e: e.seq)
-    connects = _connects_by_port(ordered)
+    session_of = _sessions_of(ordered)
     blocks: dict[int | None, list[TraceEvent]] = defaultdict(list)
     for e in ordered:
-        sid = e.session_id
-        if sid is None and e.peer_port is not None:
-            sid = _session_by_port(connects[e.peer_port], e)
-        blocks[sid].append(e)
+        blocks[session_of(e)].append(e)
     wanted = list(session_ids) if session_ids is not None else [k for k in blocks if k is not None]
     wanted = list(dict.fromkeys(wanted))
     lines: list[str] = []
@@ -338,39 +337,39 @@ def render_timeline(
         for i, e in enumerate(shown):
             if len(evs) > max_lines and i == max_lines // 2:
                 lines.append(f"    ... {len(evs) - max_lines} more events ...")
-            # Notes are the peers' and the test's, except injected faults, which happen on
-            # the implementation's thread that met them.
-            fault = e.detail.startswith("fault:")
-            who = "peer" if e.kind is Kind.NOTE and not fault else e.thread
-            lines.append(f"  {e.t:+9.4f}s  {who:<14.14} {e.describe()}")
+            lines.append(_line(e))
     if len(wanted) > max_sessions:
         lines.append(f"({len(wanted) - max_sessions} more sessions not shown)")
     if None in blocks and session_ids is None:
         lines.append("test:")
-        lines.extend(f"  {e.t:+9.4f}s  {'test':<14} {e.describe()}" for e in blocks[None][-8:])
+        lines.extend(_line(e) for e in blocks[None][-8:])
     return "\n".join(lines)
 
 
-def _connects_by_port(ordered: Sequence[TraceEvent]) -> defaultdict[int, list[TraceEvent]]:
-    """Client port -> its on_connect events, in order (a port never seen: an empty list)."""
-    connects: defaultdict[int, list[TraceEvent]] = defaultdict(list)
+def _line(e: TraceEvent) -> str:
+    if e.kind in PEER_KINDS:
+        who = "peer"
+    elif e.kind in (Kind.STOP, Kind.NOTE):
+        who = "test"
+    else:
+        who = e.thread
+    return f"  {e.t:+9.4f}s  {who:<14.14} {e.describe()}"
+
+
+def _sessions_of(ordered: Sequence[TraceEvent]) -> Callable[[TraceEvent], int | None]:
+    """Which session each event of a trace belongs to: its id, or, for a peer's event made
+    before its id was known, the session its client port got (`session_of_port`)."""
+    connects: defaultdict[int, list[tuple[int, int | None]]] = defaultdict(list)
     for e in ordered:
         if e.kind is Kind.CONNECT and e.peer_port is not None:
-            connects[e.peer_port].append(e)
-    return connects
+            connects[e.peer_port].append((e.seq, e.session_id))
 
+    def session_of(e: TraceEvent) -> int | None:
+        if e.session_id is not None or e.peer_port is None:
+            return e.session_id
+        return session_of_port(connects[e.peer_port], e.peer_since)
 
-def _session_by_port(connects: Sequence[TraceEvent], note: TraceEvent) -> int | None:
-    """A peer's note belongs to the latest connection from its port before it, or, for the
-    note a peer makes while connecting, to the first one after it. `connects` are the
-    on_connect events of that port, in order."""
-    before = after = None
-    for e in connects:
-        if e.seq < note.seq:
-            before = e.session_id
-        elif after is None:
-            after = e.session_id
-    return before if before is not None else after
+    return session_of
 
 
 class ConformanceFailure(AssertionError):

@@ -26,7 +26,7 @@ from contextlib import suppress
 from itertools import cycle
 
 from ._environment import environment_errors
-from ._trace import Recorder
+from ._trace import Kind, Recorder
 
 __all__ = ["Deadline", "Peer", "accept_queue", "drive", "echoed"]
 
@@ -122,14 +122,15 @@ class Peer:
             f" {name}={value}" for name, value in (("rcvbuf", rcvbuf), ("sndbuf", sndbuf)) if value
         )
         if bufs:
-            self.note(f"peer buffers:{bufs}")
+            self.record(f"peer buffers:{bufs}")
         if reset:
             self.eof = "reset"
-            self.note(f"peer :{self.port} was reset as it connected", broke=True)
+            self.record(f"peer :{self.port} was reset as it connected", Kind.PEER_SAW_RESET)
 
-    def note(self, text: str, *, ends: bool = False, broke: bool = False) -> None:
-        self.recorder.note(text, session_id=self.session_id, peer_port=self.port, ends=ends,
-                           broke=broke)
+    def record(self, text: str, kind: Kind = Kind.PEER) -> None:
+        """What this peer did or saw, into the timeline (`kind`: one of PEER_KINDS)."""
+        self.recorder.record(kind, text, session_id=self.session_id, peer_port=self.port,
+                             peer_since=self.connect_seq)
 
     def __repr__(self) -> str:
         return (
@@ -157,7 +158,7 @@ class Peer:
             self._outbox.append(view[pos : pos + n])
             pos += n
         shown = sizes[:4] + (["..."] if len(sizes) > 4 else [])
-        self.note(f"peer queues {len(data)} bytes" + (f" in chunks {shown}" if chunks else ""))
+        self.record(f"peer queues {len(data)} bytes" + (f" in chunks {shown}" if chunks else ""))
 
     @property
     def outbox_bytes(self) -> int:
@@ -170,16 +171,16 @@ class Peer:
 
     def pause_reading(self) -> None:
         self.reading = False
-        self.note("peer stops reading")
+        self.record("peer stops reading")
 
     def resume_reading(self) -> None:
         self.reading = True
-        self.note("peer reads again")
+        self.record("peer reads again")
 
     def reset(self) -> None:
         """Abort the connection: SO_LINGER 0 then close, so the server gets RST."""
         if not self.closed:
-            self.note(f"peer :{self.port} sends RST", ends=True)
+            self.record(f"peer :{self.port} sends RST", Kind.PEER_CLOSE)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
             self.close(quiet=True)
 
@@ -193,7 +194,7 @@ class Peer:
     def close(self, *, quiet: bool = False) -> None:
         if not self.closed:
             if not quiet:
-                self.note(f"peer :{self.port} closed", ends=True)
+                self.record(f"peer :{self.port} closed", Kind.PEER_CLOSE)
             self.closed = True
             self.sock.close()
 
@@ -202,11 +203,11 @@ class Peer:
     def _flush_shutdown(self) -> None:
         if self._shut_after_send and not self._outbox and not self.closed:
             self._shut_after_send = False
-            self.note("peer SHUT_WR (half-close)", ends=True)
+            self.record("peer SHUT_WR (half-close)", Kind.PEER_CLOSE)
             try:
                 self.sock.shutdown(socket.SHUT_WR)
             except OSError as exc:
-                self.note(f"peer SHUT_WR failed: {exc}")
+                self.record(f"peer SHUT_WR failed: {exc}")
 
     def _write(self) -> None:
         while self._outbox:
@@ -216,8 +217,9 @@ class Peer:
             except BlockingIOError:
                 return
             except OSError as exc:
-                self.note(f"peer send failed: {exc!r}; {self.outbox_bytes} bytes unsent",
-                          broke=isinstance(exc, ConnectionResetError))
+                self.record(f"peer send failed: {exc!r}; {self.outbox_bytes} bytes unsent",
+                          Kind.PEER_SAW_RESET if isinstance(exc, ConnectionResetError)
+                          else Kind.PEER)
                 self._outbox.clear()
                 return
             self.sent += chunk[:n]
@@ -234,14 +236,14 @@ class Peer:
             return
         except OSError as exc:
             self.eof = "reset"
-            self.note(f"peer read error {type(exc).__name__} after {len(self.received)} bytes",
-                      broke=True)
+            self.record(f"peer read error {type(exc).__name__} after {len(self.received)} bytes",
+                      Kind.PEER_SAW_RESET)
             return
         if data:
             self.received += data
         else:
             self.eof = "EOF"
-            self.note(f"peer read EOF after {len(self.received)} bytes")
+            self.record(f"peer read EOF after {len(self.received)} bytes")
 
     def _interest(self) -> int:
         if self.closed:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from ._checker import ConformanceFailure, render_timeline
-from ._trace import Recorder
+from ._trace import Kind, Recorder
 
 __all__ = ["ImplWedged", "ScenarioHang", "ServerWedged", "ShrinkingStopped", "StartFailed",
            "Watchdog", "thread_deaths", "watchdog"]
@@ -122,7 +122,8 @@ def thread_deaths(rec: Recorder) -> Iterator[None]:
     def died(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is not SystemExit:
             name = args.thread.name if args.thread is not None else "a thread"
-            rec.note(f"thread {name} died", error=f"{args.exc_type.__name__}: {args.exc_value}")
+            rec.record(Kind.THREAD_DIED, f"thread {name} died",
+                       error=f"{args.exc_type.__name__}: {args.exc_value}")
         previous(args)
 
     threading.excepthook = died

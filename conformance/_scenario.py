@@ -35,9 +35,9 @@ from ._loading import bound_address
 from ._peers import Deadline, Peer, accept_queue, drive
 from ._run import StartFailed, Watchdog
 from ._strategies import KERNEL_BUFFERED, make_payload
-from ._trace import Recorder
+from ._trace import Kind, Recorder
 from .api import LISTEN_BACKLOG, ServerConfig, SessionServer
-from .faults import FaultInjector, FaultPlan
+from .faults import Fault, FaultInjector, FaultPlan
 
 if TYPE_CHECKING:
     from ._harness import Harness
@@ -61,7 +61,7 @@ class Scenario:
         inject = getattr(self.server, "inject_faults", None)
         if faults is not None and (faults.sessions or faults.accept) and callable(inject):
             self.faults = FaultInjector(
-                faults, lambda text, sid, ends: rec.note(text, session_id=sid, ends=ends),
+                faults, partial(_record_fault, rec),
                 partial(rec.peer_order, timeout=harness.timeouts.io))
             inject(self.faults)
         self.address: tuple[str, int] = ("127.0.0.1", 0)
@@ -331,7 +331,7 @@ class Scenario:
             return
         self.stopped = True
         limit = self.timeouts.stop(self.config)
-        self.rec.note("the test calls stop()", ends=True)
+        self.rec.record(Kind.STOP, "the test calls stop()")
         with self._watchdog.paused():
             outcome, thread = bounded_call(self.server.stop, limit)
         if thread is not None:
@@ -342,7 +342,7 @@ class Scenario:
             raise self.fail("S11", "stop() to return normally",
                             f"it raised {type(outcome).__name__}: {outcome}") from outcome
         trace = self.rec.trace()
-        connected = {e.session_id for e in trace if e.kind.name == "CONNECT"}
+        connected = {e.session_id for e in trace if e.kind is Kind.CONNECT}
         missing = sorted(s for s in connected if s is not None and not self.rec.is_released(s))
         if missing:
             raise ConformanceFailure(
@@ -384,6 +384,12 @@ class Scenario:
         each one (60 s on Linux); an RST leaves none, on either side."""
         for p in self.peers:
             p.abort()
+
+
+def _record_fault(rec: Recorder, fault: str, text: str, session_id: int | None) -> None:
+    """An injected fault into the timeline: a RESET is a reason for its session to end (S2)."""
+    kind = Kind.FAULT_RESET if fault == Fault.RESET.value else Kind.FAULT
+    rec.record(kind, text, session_id=session_id)
 
 
 def _is_address(peer: object, port: int) -> bool:

@@ -1,8 +1,9 @@
 """The recorder: the SessionHandler the suite hands to an implementation.
 
-Every callback, every send()/disconnect() the suite makes, and every action of a test peer
-becomes one `TraceEvent`. The checker (`_checker.py`) judges S1-S4 from the trace alone, and a
-failure prints it as a per-session timeline.
+Every callback, every send()/disconnect()/stop() the suite makes, every action of a test peer,
+every fault injected and every thread of the implementation that dies becomes one `TraceEvent`,
+of a `Kind` that says which of these it is. The checker (`_checker.py`) judges S1-S4 from the
+trace alone, and a failure prints it as a per-session timeline.
 
 Order comes from a sequence counter taken under a lock, not from the clock: two callbacks for
 one id overlap exactly when their [seq, end_seq] intervals intersect (S2), which no clock
@@ -14,46 +15,71 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .api import SessionServer
 
-__all__ = ["Connecting", "Kind", "Recorder", "TraceEvent"]
+__all__ = ["CALLS", "PEER_KINDS", "Connecting", "Kind", "Recorder", "TraceEvent",
+           "session_of_port"]
 
 
 class Kind(enum.Enum):
+    # The implementation's callbacks.
     CONNECT = "on_connect"
     RECV = "on_recv"
     RELEASE = "on_release"
+    # The test's calls into it.
     SEND = "send"
     DISCONNECT = "disconnect"
-    NOTE = "note"  # something a test peer or the test itself did
+    STOP = "stop"  # the test calls stop(): from here on every session may end (S2, S11)
+    # What happens around it, at one instant each.
+    PEER = "peer"  # a test peer acts or sees something that ends nothing (queues, reads EOF)
+    PEER_CLOSE = "peer close"  # a test peer ends its side -- FIN, RST or close: a reason of
+    #                            its session's own to end (S2)
+    PEER_SAW_RESET = "peer saw reset"  # a test peer finds its connection reset: an ending,
+    #                                    which needs a reason (S2)
+    FAULT = "fault"  # a fault injected into a server socket, on the thread that met it
+    FAULT_RESET = "fault reset"  # an injected reset: a reason for its session to end (S2)
+    THREAD_DIED = "thread died"  # a thread of the implementation died of `error` (S12)
+    NOTE = "note"  # the test's remark, for the reader: no verdict depends on it
+
+
+# Kinds that are calls, with a duration: [seq, end_seq]; every other kind is an instant.
+CALLS = frozenset({Kind.CONNECT, Kind.RECV, Kind.RELEASE, Kind.SEND, Kind.DISCONNECT})
+# Kinds a test peer records: shown as the peer's in a timeline, placed by its client port.
+PEER_KINDS = frozenset({Kind.PEER, Kind.PEER_CLOSE, Kind.PEER_SAW_RESET})
 
 
 @dataclass(frozen=True, slots=True)
 class TraceEvent:
     seq: int  # taken when the call began
-    end_seq: int  # taken when it returned (== seq for instantaneous notes)
+    end_seq: int  # taken when it returned (== seq for an instant: a kind not in CALLS)
     kind: Kind
     session_id: int | None
     data: bytes = b""
     result: bool | None = None  # what send()/disconnect() returned
     thread: str = ""
     t: float = 0.0  # seconds since the recorder was created
-    detail: str = ""  # the peer address (on_connect) or the note's text
-    error: str = ""  # what the callback raised, if it did
-    peer_port: int | None = None  # the client port, for notes made before the id is known
-    ends: bool = False  # a note of something that may end a session: FIN, RST, stop() (S2)
-    broke: bool = False  # a note that a peer saw its connection reset (S2: needs a cause)
+    detail: str = ""  # the peer address (on_connect), or what happened, in words (an instant)
+    error: str = ""  # what the callback raised, or what killed the thread (THREAD_DIED)
+    # The client port: of on_connect's peer, and of a test peer's event made before its id was
+    # known. A port is reused, so it names a peer only together with `peer_since`, the seq at
+    # which that peer began connecting (see `session_of_port`).
+    peer_port: int | None = None
+    peer_since: int = 0
     # on_recv: the object the implementation passed, kept as it was (`data` is the copy taken
     # at delivery), so the check at the end can see that it is bytes and never changed (S3).
     passed: object = None
 
     def describe(self) -> str:
         """One line of timeline: `on_recv(3, 12 bytes b'hello')`."""
-        if self.kind is Kind.NOTE:
+        if self.kind in (Kind.FAULT, Kind.FAULT_RESET):
+            return f"fault: {self.detail}"
+        if self.kind is Kind.THREAD_DIED:
+            return f"{self.detail} of {self.error}"
+        if self.kind not in CALLS:
             return self.detail
         sid = self.session_id
         if self.kind is Kind.CONNECT:
@@ -85,7 +111,8 @@ class _Indexes:
     """What tests wait for, kept up to date as events arrive (guarded by Recorder._cond)."""
 
     # client port -> [(seq of on_connect, session id)]: ports are reused, so keep them all
-    by_port: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    # (see `session_of_port`)
+    by_port: dict[int, list[tuple[int, int | None]]] = field(default_factory=dict)
     peer_of: dict[int, object] = field(default_factory=dict)  # id -> on_connect's `peer`
     received: dict[int, bytearray] = field(default_factory=dict)  # id -> on_recv bytes
     released: set[int] = field(default_factory=set)
@@ -220,7 +247,8 @@ class Recorder:
             self.index.connecting -= 1
             self._cond.notify_all()
         text = f"peer :{port} connecting" if port is not None else f"peer connect() {failed}"
-        self._end(place.seq, place.t, Kind.NOTE, None, detail=text, peer_port=port)
+        self._end(place.seq, place.t, Kind.PEER, None, detail=text, peer_port=port,
+                  peer_since=place.seq)
 
     def peer_order(self, port: int, timeout: float) -> int | None:
         """How many test peers began connecting before the one on client `port` (None: no
@@ -231,19 +259,24 @@ class Recorder:
             self._cond.wait_for(lambda: not self.index.connecting, timeout)
             return self.index.peer_order.get(port)
 
-    def note(
-        self, text: str, *, session_id: int | None = None, peer_port: int | None = None,
-        ends: bool = False, error: str = "", broke: bool = False,
+    def record(
+        self, kind: Kind, text: str, *, session_id: int | None = None,
+        peer_port: int | None = None, peer_since: int = 0, error: str = "",
     ) -> int:
-        """Put what a peer or the test did into the timeline; returns its seq. `ends`: this
-        may end the session (or, without an id or port, every session): made *before* the
-        action, so that a release it causes comes after it (S2's check of causes).
-        `error`: a thread of the implementation died of it (S12). `broke`: a peer saw its
-        connection reset (S2: that needs a cause too)."""
+        """Put what happened around the calls -- an instant of `kind`, not in CALLS -- into
+        the timeline; returns its seq. A reason for a session to end (PEER_CLOSE, FAULT_RESET,
+        STOP) is recorded *before* the action, so that a release it causes comes after it
+        (S2's check of causes). A test peer's event names its session by id once the test
+        knows it, else by `peer_port` and `peer_since`."""
+        assert kind not in CALLS, kind
         seq, t = self._begin()
-        self._end(seq, t, Kind.NOTE, session_id, detail=text, peer_port=peer_port, ends=ends,
-                  error=error, broke=broke)
+        self._end(seq, t, kind, session_id, detail=text, peer_port=peer_port,
+                  peer_since=peer_since, error=error)
         return seq
+
+    def note(self, text: str, *, session_id: int | None = None) -> int:
+        """The test's remark in the timeline, for the reader (no verdict depends on it)."""
+        return self.record(Kind.NOTE, text, session_id=session_id)
 
     # ---- bookkeeping
 
@@ -264,15 +297,14 @@ class Recorder:
         detail: str = "",
         error: str = "",
         peer_port: int | None = None,
-        ends: bool = False,
-        broke: bool = False,
+        peer_since: int = 0,
         passed: object = None,
     ) -> None:
         with self._cond:
             self._seq += 1
             event = TraceEvent(
                 seq=seq,
-                end_seq=self._seq if kind is not Kind.NOTE else seq,
+                end_seq=self._seq if kind in CALLS else seq,
                 kind=kind,
                 session_id=session_id,
                 data=data,
@@ -282,8 +314,7 @@ class Recorder:
                 detail=detail,
                 error=error,
                 peer_port=peer_port,
-                ends=ends,
-                broke=broke,
+                peer_since=peer_since,
                 passed=passed,
             )
             self.events.append(event)
@@ -309,13 +340,10 @@ class Recorder:
             return sorted(self.events, key=lambda e: e.seq)
 
     def session_of(self, peer_port: int, after_seq: int = 0) -> int | None:
-        """The id of the first connection from `peer_port` whose on_connect began after
-        `after_seq` (a port is reused once its previous connection is gone)."""
+        """The id of the connection of the test peer that began connecting from `peer_port`
+        at `after_seq` (see `session_of_port`), or None if it has no on_connect yet."""
         with self._cond:
-            for seq, sid in self.index.by_port.get(peer_port, ()):
-                if seq > after_seq:
-                    return sid
-            return None
+            return session_of_port(self.index.by_port.get(peer_port, ()), after_seq)
 
     def peer_of(self, session_id: int) -> object:
         """The `peer` argument of on_connect(session_id), as the implementation passed it."""
@@ -334,6 +362,18 @@ class Recorder:
     def is_released(self, session_id: int) -> bool:
         with self._cond:
             return session_id in self.index.released
+
+
+def session_of_port(connects: Iterable[tuple[int, int | None]], since: int) -> int | None:
+    """Which session a client port belongs to: the one of the test peer that began connecting
+    from it at seq `since` -- the first connection from that port whose on_connect began after
+    `since`. `connects`: the port's (seq of on_connect, session id), in order. A port alone
+    does not say it: the kernel reuses a port once its connection is gone, so an earlier
+    connection from the same port may be in the trace (S1 churns many)."""
+    for seq, sid in connects:
+        if seq > since:
+            return sid
+    return None
 
 
 def _port_of(peer: tuple[str, int] | None) -> int | None:

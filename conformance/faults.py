@@ -141,15 +141,17 @@ class FaultPlan:
         return any(s.resets for s in self.sessions)
 
 
-Note = Callable[[str, int | None, bool], object]  # (text, session_id, ends it): into the timeline
+# (what was injected: a Fault's value or "hold", what happened in words, the session id or None
+# for accept()): into the timeline
+Note = Callable[[str, str, int | None], object]
 
 
 class FaultInjector:
     """Hands each session's calls their steps, and the listener's accept() calls theirs.
     Thread-safe: implementation threads call it.
 
-    `note(text, session_id, ends)` puts each injected fault into the timeline (`ends`: a
-    RESET, which ends the session), and `peer_order(port)`
+    `note(fault, text, session_id)` puts each injected fault into the timeline (`fault`: the
+    `Fault`'s value, or "hold"; a RESET ends its session), and `peer_order(port)`
     says how many test peers connected before the one on client `port` (the harness passes
     its recorder's): the k-th peer's session gets schedule k, whichever thread or loop
     accepts it first. `reset_ids` holds the sessions whose connection a RESET ended, and
@@ -325,7 +327,7 @@ class FaultInjector:
         with self._lock:
             self.injected[fault] += 1
         if self._note is not None:
-            self._note(f"fault: {text}", session_id, fault == Fault.RESET.value)
+            self._note(fault, text, session_id)
 
 
 class _FaultySocket(socket.socket):

@@ -1,6 +1,7 @@
 """A small builder for synthetic traces, numbering events the way the Recorder does.
 
-Each call begins at the next sequence number and (except notes) ends at the one after, so
+Each call begins at the next sequence number and ends at the one after (an instant -- a peer's
+action, a fault, stop(), a note -- ends where it begins), so
 events built one after another never overlap. `at()` builds an event with explicit
 [seq, end_seq] for the overlap cases.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance._checker import Violation
-from conformance._trace import Kind, TraceEvent
+from conformance._trace import CALLS, Kind, TraceEvent
 
 
 class TraceBuilder:
@@ -29,13 +30,11 @@ class TraceBuilder:
         detail: str = "",
         peer_port: int | None = None,
         thread: str | None = None,
-        ends: bool = False,
         error: str = "",
-        broke: bool = False,
     ) -> TraceEvent:
         self.seq += 1
         seq = self.seq
-        if kind is not Kind.NOTE:
+        if kind in CALLS:
             self.seq += 1
         event = TraceEvent(
             seq=seq,
@@ -48,9 +47,7 @@ class TraceBuilder:
             t=seq / 1000,
             detail=detail,
             peer_port=peer_port,
-            ends=ends,
             error=error,
-            broke=broke,
         )
         self.events.append(event)
         return event
@@ -69,8 +66,7 @@ class TraceBuilder:
         return self.add(Kind.RELEASE, session_id)
 
     def fin(self, session_id: Any) -> TraceEvent:
-        return self.add(Kind.NOTE, session_id, detail="peer SHUT_WR (half-close)", thread="",
-                        ends=True)
+        return self.peer("peer SHUT_WR (half-close)", Kind.PEER_CLOSE, session_id=session_id)
 
     def send(self, session_id: Any, data: bytes, result: bool | None = True) -> TraceEvent:
         return self.add(Kind.SEND, session_id, data=data, result=result, thread="test")
@@ -78,12 +74,20 @@ class TraceBuilder:
     def disconnect(self, session_id: Any, result: bool | None = True) -> TraceEvent:
         return self.add(Kind.DISCONNECT, session_id, result=result, thread="test")
 
-    def note(
-        self, text: str, *, session_id: int | None = None, peer_port: int | None = None,
-        ends: bool = False,
+    def peer(
+        self, text: str, kind: Kind = Kind.PEER, *, session_id: int | None = None,
+        peer_port: int | None = None,
     ) -> TraceEvent:
-        return self.add(Kind.NOTE, session_id, detail=text, peer_port=peer_port, thread="",
-                        ends=ends)
+        """A test peer's action (PEER_CLOSE: FIN/RST/close) or what it saw (PEER_SAW_RESET);
+        by `peer_port` alone if made before the id was known."""
+        return self.add(kind, session_id, detail=text, peer_port=peer_port, thread="MainThread")
+
+    def stop(self) -> TraceEvent:
+        return self.add(Kind.STOP, None, detail="the test calls stop()", thread="MainThread")
+
+    def note(self, text: str, *, session_id: int | None = None) -> TraceEvent:
+        """The test's remark."""
+        return self.add(Kind.NOTE, session_id, detail=text, thread="MainThread")
 
     def session(self, session_id: int, *chunks: bytes, release: bool = True) -> None:
         """A whole well-behaved session: on_connect, on_recv per chunk, on_release."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conformance._checker import (
@@ -12,6 +14,7 @@ from conformance._checker import (
     render_timeline,
 )
 from conformance._clauses import CLAUSES
+from conformance._trace import Kind
 
 from ._build import TraceBuilder
 
@@ -30,13 +33,13 @@ def block_of(text: str, sid: int | str) -> list[str]:
 
 def two_sessions_with_notes() -> TraceBuilder:
     b = TraceBuilder()
-    b.note("peer A connects", peer_port=50001)  # before its id is known
+    b.peer("peer A connects", peer_port=50001)  # before its id is known
     b.note("test begins")
     b.connect(7, port=50001)
     b.recv(7, b"hi")
     b.connect(8, port=50002)
-    b.note("peer B sends 3 bytes", peer_port=50002)
-    b.note("peer ? sends", peer_port=59999)  # no CONNECT had this port
+    b.peer("peer B sends 3 bytes", peer_port=50002)
+    b.peer("peer ? sends", peer_port=59999)  # no CONNECT had this port
     b.release(7, cause=False)  # rendering does not judge S12's causes
     return b
 
@@ -60,8 +63,8 @@ def test_s2_timeline_groups_events_by_session_in_seq_order() -> None:
 
 
 def test_s2_timeline_places_a_port_note_under_the_session_whose_connect_had_that_port() -> None:
-    """S2 timeline: a NOTE with peer_port and no id goes under the session whose CONNECT had
-    that port, even when the note came before the CONNECT; it is shown as done by the peer."""
+    """S2 timeline: a peer's event with peer_port and no id goes under the session whose
+    CONNECT had that port, even when it came before the CONNECT; it is shown as the peer's."""
     text = render_timeline(two_sessions_with_notes().events)
     assert any("peer A connects" in line for line in block_of(text, 7))
     assert not any("peer A connects" in line for line in block_of(text, 8))
@@ -70,13 +73,51 @@ def test_s2_timeline_places_a_port_note_under_the_session_whose_connect_had_that
 
 
 def test_s2_timeline_puts_unmatched_notes_in_the_test_block() -> None:
-    """S2 timeline: notes with no id and an unknown (or no) port go to the closing 'test:'."""
+    """S2 timeline: events with no id and an unknown (or no) port go to the closing 'test:'."""
     text = render_timeline(two_sessions_with_notes().events)
     lines = text.splitlines()
     test_at = lines.index("test:")
     tail = lines[test_at + 1 :]
     assert [line.split(None, 2)[2] for line in tail] == ["test begins", "peer ? sends"]
     assert not any("peer ? sends" in x for x in block_of(text, 7) + block_of(text, 8))
+
+
+def test_s2_s12_timeline_names_who_did_each_thing_in_its_own_words() -> None:
+    """S2, S12 timeline: a peer's action is the peer's, stop() and a remark are the test's, an
+    injected fault and a thread's death are the thread's that met them; a fault reads
+    'fault: ...' and a death names what killed the thread."""
+    b = TraceBuilder()
+    b.connect(1)
+    b.peer("peer :40001 sends RST", Kind.PEER_CLOSE, session_id=1)
+    b.add(Kind.FAULT_RESET, 1, detail="send #2 of session 1: reset", thread="select-loop")
+    b.add(Kind.FAULT, None, detail="accept #1: emfile", thread="select-loop")
+    b.stop()
+    b.add(Kind.THREAD_DIED, None, detail="thread worker-0 died", error="ValueError: oops",
+          thread="worker-0")
+    text = render_timeline(b.events)
+    who_what = [line.split(None, 2)[1:] for line in block_of(text, 1)]
+    assert who_what[1:] == [["peer", "peer :40001 sends RST"],
+                            ["select-loop", "fault: send #2 of session 1: reset"]]
+    tail = text.splitlines()[text.splitlines().index("test:") + 1 :]
+    assert [line.split(None, 2)[1:] for line in tail] == [
+        ["select-loop", "fault: accept #1: emfile"],
+        ["test", "the test calls stop()"],
+        ["worker-0", "thread worker-0 died of ValueError: oops"],
+    ]
+
+
+def test_s2_a_peer_event_belongs_to_the_connection_its_peer_made_not_an_earlier_one() -> None:
+    """S2 timeline: a port is reused, so a peer's event made before its id was known goes to
+    the first connection from that port after the peer began connecting, not to an earlier
+    connection of the same port (session_of_port)."""
+    b = TraceBuilder()
+    b.connect(1, port=50001)
+    b.release(1)
+    began = b.peer("peer :50001 connecting", peer_port=50001)
+    b.events[-1] = replace(began, peer_since=began.seq)
+    b.connect(2, port=50001)
+    assert any("connecting" in line for line in block_of(render_timeline(b.events), 2))
+    assert not any("connecting" in line for line in block_of(render_timeline(b.events), 1))
 
 
 def test_s2_timeline_with_chosen_sessions_shows_only_those() -> None:

@@ -1,6 +1,6 @@
 """S2 and S12 checker: every ending has a reason of its own, and no thread dies.
 
-`check_causes` accepts a release (or a reset its peer sees) after its peer's FIN or RST note,
+`check_causes` accepts a release (or a reset its peer sees) after its peer's FIN or RST,
 a disconnect() of its id that returned True, one of its own callbacks raising, or the test
 calling stop(); anything else is the signature of a late completion or an error landing on
 the wrong session (S2). A thread of the implementation dying of an exception is S12.
@@ -72,7 +72,7 @@ def test_s2_stop_explains_every_later_release() -> None:
     b = TraceBuilder()
     for sid in (1, 2, 3):
         b.connect(sid)
-    b.note("the test calls stop()", ends=True)
+    b.stop()
     for sid in (1, 2, 3):
         b.release(sid, cause=False)
     assert check_causes(b.events) == []
@@ -81,7 +81,7 @@ def test_s2_stop_explains_every_later_release() -> None:
 def test_s2_a_peer_note_made_before_the_id_was_known_counts_by_port() -> None:
     b = TraceBuilder()
     b.connect(5, port=41000)
-    b.note("peer :41000 sends RST", peer_port=41000, ends=True)
+    b.peer("peer :41000 sends RST", Kind.PEER_CLOSE, peer_port=41000)
     b.release(5, cause=False)
     assert check_causes(b.events) == []
 
@@ -91,14 +91,14 @@ def test_s2_an_unexplained_release_fails_the_whole_trace_check() -> None:
     b.connect(1)
     b.release(1, cause=False)
     assert "S2" in clauses(check_trace(b.events, [], final=True))
-    assert all(e.kind is not Kind.NOTE for e in b.events)
+    assert all(e.kind not in (Kind.PEER_CLOSE, Kind.STOP) for e in b.events)
 
 
 def test_s12_a_thread_that_died_is_reported_even_after_stop() -> None:
     b = TraceBuilder()
     b.connect(1)
-    b.note("the test calls stop()", ends=True)
-    b.add(Kind.NOTE, None, detail="thread worker-0 died", error="ValueError: oops")
+    b.stop()
+    b.add(Kind.THREAD_DIED, None, detail="thread worker-0 died", error="ValueError: oops")
     b.release(1, cause=False)
     (v,) = check_causes(b.events)
     assert v.clause == "S12" and "worker-0 died" in v.actual and "ValueError" in v.actual
@@ -110,8 +110,8 @@ def test_s2_a_peer_that_sees_a_reset_needs_a_cause() -> None:
     b.connect(1)
     b.connect(2)
     b.release(1)
-    b.add(Kind.NOTE, 2, detail="peer read error ConnectionResetError after 0 bytes",
-          thread="", broke=True)
+    b.peer("peer read error ConnectionResetError after 0 bytes", Kind.PEER_SAW_RESET,
+           session_id=2)
     (v,) = check_causes(b.events)
     assert (v.clause, v.session_id) == ("S2", 2) and "reset" in v.actual
 
@@ -119,7 +119,7 @@ def test_s2_a_peer_that_sees_a_reset_needs_a_cause() -> None:
 def test_s2_a_reset_the_peer_asked_for_is_explained() -> None:
     b = TraceBuilder()
     b.connect(1)
-    b.note("peer :40001 sends RST", session_id=1, ends=True)
-    b.add(Kind.NOTE, 1, detail="peer send failed: ConnectionResetError", thread="", broke=True)
+    b.peer("peer :40001 sends RST", Kind.PEER_CLOSE, session_id=1)
+    b.peer("peer send failed: ConnectionResetError", Kind.PEER_SAW_RESET, session_id=1)
     b.release(1, cause=False)
     assert check_causes(b.events) == []

@@ -27,7 +27,7 @@ from conformance.faults import (
 )
 
 SHORT3 = Step(Fault.SHORT, size=3)
-Noted = tuple[str, int | None, bool]  # what the note callback was given
+Noted = tuple[str, str, int | None]  # what the note callback was given: fault, text, id
 
 
 @contextmanager
@@ -47,9 +47,9 @@ def pair(faults: FaultInjector, sid: int = 1, *, blocking: bool = False,
 
 
 def injector(*schedules: SessionFaults, notes: list[Noted] | None = None) -> FaultInjector:
-    def note(text: str, sid: int | None, ends: bool) -> None:
+    def note(fault: str, text: str, sid: int | None) -> None:
         if notes is not None:
-            notes.append((text, sid, ends))
+            notes.append((fault, text, sid))
 
     return FaultInjector(FaultPlan(tuple(schedules)), note)
 
@@ -145,8 +145,8 @@ def test_would_block_raises_eagain_on_a_nonblocking_socket() -> None:
         with pytest.raises(BlockingIOError):
             server.send(b"x")
         assert server.recv(10) == b"data"  # the data was there all along
-    assert [ends for _, _, ends in notes] == [False, False]
-    assert "would-block" in notes[0][0] and notes[0][0].startswith("fault: ")
+    assert [fault for fault, _, _ in notes] == ["would-block", "would-block"]
+    assert notes[0][1] == "recv #1 of session 1: would-block"
 
 
 @pytest.mark.parametrize("how", ["blocking", "edge-triggered"])
@@ -185,7 +185,7 @@ def test_reset_sends_rst_and_fails_the_call() -> None:
             client.recv(100)  # the peer sees the RST
         assert server.fileno() >= 0  # the descriptor stays the implementation's to close
     assert faults.reset_ids == {42}
-    assert notes[-1][1:] == (42, True)  # a reset is noted as ending the session
+    assert (notes[-1][0], notes[-1][2]) == ("reset", 42)  # which ends the session (S2)
 
 
 def test_the_wrapped_socket_keeps_its_timeout_and_descriptor() -> None:
@@ -236,9 +236,9 @@ def test_trio_stream_short_receive_split_send_and_reset() -> None:
 
 
 def accept_injector(*steps: Step, notes: list[Noted] | None = None) -> FaultInjector:
-    def note(text: str, sid: int | None, ends: bool) -> None:
+    def note(fault: str, text: str, sid: int | None) -> None:
         if notes is not None:
-            notes.append((text, sid, ends))
+            notes.append((fault, text, sid))
 
     return FaultInjector(FaultPlan(accept=steps), note)
 
@@ -259,8 +259,8 @@ def test_accept_meets_its_steps_and_the_connection_stays_in_the_backlog() -> Non
             assert type(conn) is socket.socket  # the accepted socket is not wrapped
     assert emfile.value.errno == errno.EMFILE
     assert dict(faults.injected) == {"emfile": 1, "aborted": 1}
-    assert [(n[0], n[1]) for n in notes] == [("fault: accept #1: emfile", None),
-                                             ("fault: accept #2: aborted", None)]
+    assert [(n[1], n[2]) for n in notes] == [("accept #1: emfile", None),
+                                             ("accept #2: aborted", None)]
 
 
 def test_emfile_lasts_its_pause_and_only_its_first_call_is_noted() -> None:
@@ -282,7 +282,7 @@ def test_emfile_lasts_its_pause_and_only_its_first_call_is_noted() -> None:
         with pytest.raises(BlockingIOError):  # the step after the limit: ABORTED was taken
             listener.accept()                # by accept_fault(); this call is exact
     assert refused > 1 and faults.injected["emfile"] >= refused
-    assert [n[0] for n in notes] == ["fault: accept #1: emfile(50 ms)", "fault: accept #2: aborted"]
+    assert [n[1] for n in notes] == ["accept #1: emfile(50 ms)", "accept #2: aborted"]
 
 
 def test_trio_listener_raises_emfile_and_retries_aborted_itself() -> None:

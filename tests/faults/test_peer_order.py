@@ -27,7 +27,7 @@ def test_the_server_can_see_a_connection_before_its_peer_recorded_the_port() -> 
     # so it is this peer's connection and not an earlier one from the same port.
     assert rec.session_of(40002, second.seq) == 7
     kinds = [(e.kind, e.detail) for e in rec.trace()]
-    assert kinds.index((Kind.NOTE, "peer :40002 connecting")) < kinds.index(
+    assert kinds.index((Kind.PEER, "peer :40002 connecting")) < kinds.index(
         (Kind.CONNECT, "('127.0.0.1', 40002)"))
 
 
