@@ -1,9 +1,11 @@
 """From an `--impl` value to a server factory, with errors that say what to do.
 
-A name is looked up in this order: a built-in reference implementation (`impls.BUILTINS`),
-an entry point in the group `conformance.impls` (how an installed package offers its own),
-then a literal `package.module:factory`. Every failure raises `ImplError` with one paragraph
-that names what is wrong and lists the alternatives; the plugin turns it into a usage error.
+A name is looked up in this order: a built-in reference implementation, an entry point in the
+group `conformance.impls` (how an installed package offers its own), then a literal
+`package.module:factory`. The built-ins are themselves entry points of that group, declared
+once in pyproject.toml, and found as a third party's are (see `builtins`). Every failure
+raises `ImplError` with one paragraph that names what is wrong and lists the alternatives; the
+plugin turns it into a usage error.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from ._calls import bounded_call
@@ -50,13 +54,39 @@ class Impl:
         return self.factory(config)
 
 
-def builtins() -> dict[str, str]:
-    from impls import BUILTINS
+# The distribution that ships the suite and the reference implementations (pyproject.toml).
+DISTRIBUTION = "io-conformance"
 
-    return dict(BUILTINS)
+
+def builtins() -> dict[str, str]:
+    """The reference implementations, name -> "module:factory", sorted by name (the order of
+    `--impl=all`). They are this package's own entry points in the group `conformance.impls`,
+    declared once in pyproject.toml: read from the installed package's metadata, or -- run
+    from a checkout that was never installed (`pip install -e .`) -- from the checkout's
+    pyproject.toml. Neither: none (`--impl=all` then says to install the package)."""
+    try:
+        found = {ep.name: ep.value for ep in
+                 importlib.metadata.distribution(DISTRIBUTION).entry_points
+                 if ep.group == ENTRY_POINT_GROUP}
+    except importlib.metadata.PackageNotFoundError:
+        found = _declared_in_checkout()
+    return dict(sorted(found.items()))
+
+
+def _declared_in_checkout() -> dict[str, str]:
+    """The entry points of `ENTRY_POINT_GROUP` in the pyproject.toml beside this package."""
+    try:
+        with (Path(__file__).resolve().parent.parent / "pyproject.toml").open("rb") as file:
+            project = tomllib.load(file).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    if project.get("name") != DISTRIBUTION:
+        return {}
+    return dict(project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {}))
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Every entry point of the group, the built-ins' included when the package is installed."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -68,6 +98,12 @@ def available() -> list[str]:
 def parse_impl_option(value: str | None) -> list[str]:
     """`None` or `all` -> every built-in; otherwise a comma-separated list of specs."""
     if value is None or value.strip() == "all":
+        if not builtins():
+            raise ImplError(
+                f"--impl=all: no built-in implementations found. They are declared as entry "
+                f"points of the {DISTRIBUTION} package, which is not installed here: run "
+                f"`pip install -e .` in its checkout, or name an implementation. "
+                + _HOW_TO_NAME_YOURS)
         return list(builtins())
     names = [part.strip() for part in value.split(",") if part.strip()]
     if not names:
@@ -76,9 +112,12 @@ def parse_impl_option(value: str | None) -> list[str]:
 
 
 def _choices() -> str:
+    missing = "" if builtins() else (
+        f"(The built-ins are entry points of the {DISTRIBUTION} package, which is not "
+        f"installed here: `pip install -e .` in its checkout.) ")
     return (
-        f"Available: {', '.join(available())} (or 'all' for every built-in). "
-        + _HOW_TO_NAME_YOURS
+        f"Available: {', '.join(available()) or 'none'} (or 'all' for every built-in). "
+        + missing + _HOW_TO_NAME_YOURS
     )
 
 

@@ -39,17 +39,17 @@ def test_faults_module_is_the_opt_in_surface():
 
 def test_reference_implementations_opt_in_to_fault_injection():
     from conformance import ServerConfig, resolve
-    from impls import BUILTINS
+    from conformance._loading import builtins
 
-    for name in BUILTINS:
+    for name in builtins():
         server = resolve(name).build(ServerConfig())
         assert callable(getattr(server, "inject_faults", None)), name
 
 
 def test_reference_implementations_satisfy_the_protocol():
     from conformance import ServerConfig, SessionServer, resolve
-    from impls import BUILTINS
+    from conformance._loading import builtins
 
-    for name in BUILTINS:
+    for name in builtins():
         server = resolve(name).build(ServerConfig())
         assert isinstance(server, SessionServer), name

@@ -18,8 +18,9 @@ pytest_plugins = ["pytester"]
     [
         pytest.param(
             ["--impl=nope"], {},
-            ["--impl=nope", "no implementation is called 'nope'", "Available: blocking, select",
-             "'package.module:factory'", "ServerConfig"],
+            ["--impl=nope", "no implementation is called 'nope'",
+             "Available: blocking, epoll, iocp, select, trio", "'package.module:factory'",
+             "ServerConfig"],
             id="unknown-name",
         ),
         pytest.param(
