@@ -15,7 +15,11 @@ General layout:
   `_profiles` holds the Hypothesis profiles, `_report` the implementation x clause table.
 - `suite/` holds the properties themselves: `pytest conformance --impl=NAME`.
 
-Everything not re-exported here is private and may change.
+What is re-exported here is what a user of the suite needs: the interface to implement, the
+fault-injection opt-in (`FaultInjector`, see docs/plugging-in.md), the clauses (`CLAUSES`) and
+the two failures a run reports (`ConformanceFailure`: the implementation broke a clause;
+`SuiteEnvironmentError`: the machine did). `tests/test_public_api.py` pins it. Everything else
+is private and may change.
 """
 
 from importlib import import_module
@@ -28,39 +32,17 @@ from .api import SessionServer as SessionServer
 
 if TYPE_CHECKING:
     from ._checker import ConformanceFailure as ConformanceFailure
-    from ._checker import Stream as Stream
-    from ._checker import Violation as Violation
-    from ._checker import check_trace as check_trace
     from ._clauses import CLAUSES as CLAUSES
     from ._environment import SuiteEnvironmentError as SuiteEnvironmentError
-    from ._harness import Harness as Harness
-    from ._loading import Impl as Impl
-    from ._loading import ImplError as ImplError
-    from ._loading import resolve as resolve
-    from ._peers import Peer as Peer
-    from ._scenario import Scenario as Scenario
-    from ._timeouts import Timeouts as Timeouts
-    from ._trace import Recorder as Recorder
-    from ._trace import TraceEvent as TraceEvent
+    from .faults import FaultInjector as FaultInjector
 
 # The plugin imports this package in every pytest run of the environment, so the heavier
-# modules (Hypothesis, the harness) load on first use rather than at import (PEP 562).
+# modules load on first use rather than at import (PEP 562).
 _LAZY = {
     "ConformanceFailure": "_checker",
-    "Stream": "_checker",
-    "Violation": "_checker",
-    "check_trace": "_checker",
     "CLAUSES": "_clauses",
     "SuiteEnvironmentError": "_environment",
-    "Harness": "_harness",
-    "Scenario": "_scenario",
-    "Timeouts": "_timeouts",
-    "Impl": "_loading",
-    "ImplError": "_loading",
-    "resolve": "_loading",
-    "Peer": "_peers",
-    "Recorder": "_trace",
-    "TraceEvent": "_trace",
+    "FaultInjector": "faults",
 }
 
 
@@ -74,21 +56,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CLAUSES",
     "ConformanceFailure",
-    "Harness",
-    "Impl",
-    "ImplError",
-    "Peer",
-    "Recorder",
-    "Scenario",
+    "FaultInjector",
     "ServerConfig",
     "ServerFactory",
     "SessionHandler",
     "SessionServer",
-    "Stream",
     "SuiteEnvironmentError",
-    "Timeouts",
-    "TraceEvent",
-    "Violation",
-    "check_trace",
-    "resolve",
 ]
