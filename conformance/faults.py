@@ -3,9 +3,10 @@
 On loopback the kernel is kind. recv() returns everything that arrived, send() takes whole
 buffers until megabytes are queued, EAGAIN comes only when a socket is really empty or full,
 and a connection is reset only when a test resets its peer. Real networks are not kind, and
-the bugs of the notes hide in exactly those answers: the short write whose rest is dropped,
-the EAGAIN treated as an error, the reset in the middle of a flush, the completion that comes
-late. An implementation that opts in lets the suite produce them at chosen calls.
+the classic bugs hide in exactly those answers: the short write whose rest is dropped (S4),
+the EAGAIN treated as an error (S6), the reset in the middle of a flush (S9), the completion
+that comes late (S8) -- docs/contract.md states each clause, docs/mutants.md shows each bug.
+An implementation that opts in lets the suite produce them at chosen calls.
 
 **Opting in.** A `SessionServer` may have one more method, called before `start()`:
 
