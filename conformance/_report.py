@@ -27,6 +27,9 @@ class Verdicts:
     # impl -> clause -> [passed, failed, environment error] test counts
     table: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     failures: list[dict[str, object]] = field(default_factory=list)
+    # impl -> clause -> "expected failure" / "unexpectedly passed": the cells an xfail file
+    # covers (set at the end of the run, see _report_files.py)
+    listed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add(self, nodeid: str, impl: str, clauses: Iterable[str], failed: Iterable[str],
             outcome: str, environment: str = "") -> None:
@@ -44,6 +47,9 @@ class Verdicts:
                                   "outcome": outcome})
 
     def verdict(self, impl: str, clause: str) -> str:
+        listed = self.listed.get(impl, {}).get(clause)
+        if listed:
+            return listed
         passed, failed, env = self.table.get(impl, {}).get(clause, [0, 0, 0])
         return ("failed" if failed else "environment error" if env
                 else "passed" if passed else "not run")
@@ -58,11 +64,15 @@ class Verdicts:
             return []
         ids = list(CLAUSES)
         width = max(len(i) for i in self.table) + 2
-        mark = {"passed": "ok", "failed": "FAIL", "environment error": "env", "not run": "-"}
+        mark = {"passed": "ok", "failed": "FAIL", "environment error": "env", "not run": "-",
+                "expected failure": "xf", "unexpectedly passed": "XP"}
         lines = [" " * width + " ".join(f"{c:>4}" for c in ids)]
         for impl in sorted(self.table):
             cells = " ".join(f"{mark[self.verdict(impl, c)]:>4}" for c in ids)
             lines.append(f"{impl:<{width}}{cells}")
+        if self.listed:
+            lines.append("xf: failed as the xfail file expects; XP: listed in the xfail file "
+                         "but passed -- take it out of the file")
         errors = self.environment_messages()
         if errors:
             lines.append("env: not checked -- the suite's own sockets or threads failed, which "
