@@ -52,6 +52,7 @@ _LONG = 20_000
 _NOTE = 4_000
 _VALUE = 300
 
+_chose_seed_key: pytest.StashKey[bool] = pytest.StashKey()
 _recorder_key: pytest.StashKey[Recorder | None] = pytest.StashKey()
 _replay_key: pytest.StashKey[dict[str, Any]] = pytest.StashKey()
 
@@ -94,6 +95,7 @@ def configure(config: pytest.Config, scale: float) -> None:
         worker = getattr(config, "workerinput", None)
         seed = (worker or {}).get("conformance_seed") or random.SystemRandom().getrandbits(32)
         config.option.hypothesis_seed = str(seed)
+        config.stash[_chose_seed_key] = True
     config.pluginmanager.register(ReportRun(config, target, xfails, replays, scale),
                                   "conformance-report")
 
@@ -245,6 +247,14 @@ class ReportRun:
         if scale != 1:
             cmd.append(f"--conformance-timeout-scale={scale:g}")
         return shlex.join(cmd)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if config.stash.get(_chose_seed_key, False):
+            # Hypothesis' plugin made our seed its process-wide one; a pytest run inside
+            # this process (pytester) must not leave it to the tests that follow.
+            from hypothesis import core
+
+            core.global_force_seed = None
 
     # ---- in the controller (or the only process): collect, then write
 
@@ -400,7 +410,9 @@ class ReportRun:
         for e in unused:
             terminalreporter.write_line(
                 f"xfail entry {e['entry']} (line {e['line']}) matched no test of this run")
-        if self.written:
+        if len(self.written) == 1:  # the .json form
+            terminalreporter.write_line(f"verdicts written to {self.target}")
+        elif self.written:
             terminalreporter.write_line(
                 f"conformance report written to {', '.join(map(str, self.written))}")
 
