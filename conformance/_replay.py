@@ -66,6 +66,7 @@ class Recorder:
     def wrapper(self) -> Callable[..., Any]:
         @functools.wraps(self.inner)
         def record(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # the failure is the test's, not this wrapper's
             try:
                 bound = self.signature.bind(*args, **kwargs).arguments
             except TypeError:
@@ -128,9 +129,11 @@ class Replayer:
             return result(NOT_REPLAYED, "the failing example was not recorded")
         for n in range(1, self.replays + 1):
             if self.spent >= self.budget:
-                return result(NOT_REPLAYED if not runs else REPRODUCIBLE,
-                              f"the replay budget of {self.budget:g} s was spent after "
-                              f"{len(runs)} replay(s), all failing")
+                spent = f"this process spent its replay budget of {self.budget:g} s"
+                if not runs:
+                    return result(NOT_REPLAYED, spent)
+                return result(REPRODUCIBLE, f"failed {len(runs)} of {len(runs)} replays; "
+                              f"then {spent}")
             began = time.monotonic()
             try:
                 once()

@@ -52,7 +52,7 @@ _LONG = 20_000
 _NOTE = 4_000
 _VALUE = 300
 
-_chose_seed_key: pytest.StashKey[bool] = pytest.StashKey()
+_outer_seed_key: pytest.StashKey[object] = pytest.StashKey()
 _recorder_key: pytest.StashKey[Recorder | None] = pytest.StashKey()
 _replay_key: pytest.StashKey[dict[str, Any]] = pytest.StashKey()
 
@@ -94,8 +94,10 @@ def configure(config: pytest.Config, scale: float) -> None:
         # workers take the controller's (pytest_configure_node).
         worker = getattr(config, "workerinput", None)
         seed = (worker or {}).get("conformance_seed") or random.SystemRandom().getrandbits(32)
+        from hypothesis import core
+
+        config.stash[_outer_seed_key] = core.global_force_seed  # to restore at unconfigure
         config.option.hypothesis_seed = str(seed)
-        config.stash[_chose_seed_key] = True
     config.pluginmanager.register(ReportRun(config, target, xfails, replays, scale),
                                   "conformance-report")
 
@@ -249,12 +251,12 @@ class ReportRun:
         return shlex.join(cmd)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if config.stash.get(_chose_seed_key, False):
+        if _outer_seed_key in config.stash:
             # Hypothesis' plugin made our seed its process-wide one; a pytest run inside
             # this process (pytester) must not leave it to the tests that follow.
             from hypothesis import core
 
-            core.global_force_seed = None
+            core.global_force_seed = config.stash[_outer_seed_key]  # type: ignore[assignment]
 
     # ---- in the controller (or the only process): collect, then write
 
@@ -349,7 +351,8 @@ class ReportRun:
     def _report(self, verdicts: Verdicts, exitstatus: int) -> dict[str, Any]:
         config = self.config
         cells = self._cells(verdicts)
-        failing = sorted((t for t in self.tests.values() if t["broken"] or t["environment"]),
+        failing = sorted((t for t in self.tests.values() if t["broken"] or t["environment"]
+                          or t["outcome"] in ("failed", "error", "xfailed")),
                          key=lambda t: (t["impl"], t["nodeid"]))
         failures = []
         for n, test in enumerate(failing, 1):

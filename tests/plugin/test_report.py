@@ -282,3 +282,49 @@ def test_a_property_replays_its_failing_example(pytester: pytest.Pytester) -> No
     assert [(r["outcome"], r["clauses"]) for r in failure["replay"]["runs"]] == [
         ("failed", ["S7"])] * 2
     assert failure["expected"] == "send() of 1 bytes to an empty queue -> True"
+
+
+class _Item:
+    """What `Replayer` needs of a test item without `@given`: `runtest()`."""
+
+    def __init__(self, *outcomes: BaseException | None) -> None:
+        self.outcomes = list(outcomes)
+        self.runs = 0
+
+    def runtest(self) -> None:
+        self.runs += 1
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+
+def test_replays_stop_at_the_first_pass_and_within_their_bounds() -> None:
+    from hypothesis.errors import FlakyFailure
+
+    from conformance._replay import Replayer
+
+    failure = AssertionError("S4")
+    item = _Item(failure, None, failure)
+    got = Replayer(3, 60.0).classify(item, failure, None)  # type: ignore[arg-type]
+    assert (got["class"], got["why"], item.runs) == (
+        "schedule-sensitive", "replay 2 of 3 passed", 2)
+
+    item = _Item(failure, failure)
+    got = Replayer(2, 60.0).classify(item, failure, None)  # type: ignore[arg-type]
+    assert (got["class"], item.runs) == ("reproducible", 2)
+
+    flaky = FlakyFailure("Hypothesis' final replay passed", [failure])
+    got = Replayer(3, 60.0).classify(_Item(), flaky, None)  # type: ignore[arg-type]
+    assert got["class"] == "schedule-sensitive" and got["runs"] == []
+
+    for replayer, why in [
+        (Replayer(0, 60.0), "--conformance-replays=0"),
+        (Replayer(3, 0.0), "this process spent its replay budget of 0 s"),
+        (Replayer(3, 60.0, stop_after=lambda exc: True), "the server wedged"),
+        (Replayer(3, 60.0, judge=lambda exc: ("environment error", [])),
+         "not a verdict (environment error)"),
+    ]:
+        item = _Item()
+        got = replayer.classify(item, failure, None)  # type: ignore[arg-type]
+        assert (got["class"], item.runs) == ("not replayed", 0)
+        assert got["why"].startswith(why)
