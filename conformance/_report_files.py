@@ -168,7 +168,8 @@ class ReportRun:
         try:
             return (yield)
         except BaseException as failure:
-            if self.target and _in_suite(item):
+            if self.target and _in_suite(item) and not isinstance(
+                    failure, pytest.skip.Exception | pytest.xfail.Exception):
                 item.stash[_replay_key] = self.replayer.classify(item, failure, recorder)
             raise
         finally:
