@@ -425,7 +425,7 @@ class ReportRun:
         for nodeid in sorted(self.details):
             replay = self.details[nodeid].get("replay")
             if replay:
-                lines.append(f"replayed {nodeid}: {replay['class']} ({replay['why']})")
+                lines.append(f"{replay['class']}: {nodeid} ({replay['why']})")
         return lines
 
 
