@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Flaky
+from hypothesis.errors import FlakyFailure
 
 __all__ = ["NOT_REPLAYED", "REPRODUCIBLE", "SCHEDULE_SENSITIVE", "Recorder", "Replayer"]
 
@@ -114,8 +114,8 @@ class Replayer:
             return {"class": cls, "why": why, "runs": runs}
 
         if _flaky(failure):
-            return result(SCHEDULE_SENSITIVE, "Hypothesis replayed the shrunk example and it "
-                          "passed (Flaky)")
+            return result(SCHEDULE_SENSITIVE, "Hypothesis ran the failing example again and it "
+                          "passed, or failed differently (FlakyFailure)")
         if self.stop_after(failure):
             return result(NOT_REPLAYED, "the server wedged: running it again would only "
                           "leave more stuck threads")
@@ -164,7 +164,7 @@ class Replayer:
 
 
 def _flaky(exc: BaseException) -> bool:
-    if isinstance(exc, Flaky):
+    if isinstance(exc, FlakyFailure):  # not FlakyStrategyDefinition: that is the test's draws
         return True
     failure = getattr(exc, "failure", None)
     return isinstance(failure, BaseException) and _flaky(failure)
