@@ -10,10 +10,8 @@ no clause: its clauses read "env" -- not checked, and not "ok" either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ._clauses import CLAUSES
 
@@ -79,12 +77,3 @@ class Verdicts:
                          "says nothing about the implementation:")
             lines.extend(f"  {e}" for e in errors[:3])
         return lines
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "verdicts": {impl: {c: self.verdict(impl, c) for c in CLAUSES} for impl in self.table},
-            "failures": self.failures,
-        }
-
-    def write(self, path: str) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
