@@ -345,6 +345,7 @@ class ReportRun:
                 t["outcome"], t["outcome"]) for t in self.tests.values()
                 if entry.matches_test(t["nodeid"])]
         status = ("expected failure" if "expected failure" in seen
+                  else "failed" if "failed" in seen  # with a failure the file does not cover
                   else "passed: remove it from the file" if "unexpectedly passed" in seen
                   else "matched nothing" if not seen else "not run")
         return {**entry.to_json(), "status": status}
