@@ -381,6 +381,9 @@ class ConformanceFailure(AssertionError):
     ) -> None:
         self.clause = clause_id
         self.clauses = list(dict.fromkeys([clause_id, *(v.clause for v in also)]))
+        # The parts, for reports that show them apart (`--conformance-report`).
+        self.expected, self.actual, self.timeline = expected, actual, timeline
+        self.also = [str(v) for v in also]
         c = CLAUSES[clause_id]
         parts = [
             f"{c.id} {c.title}: {c.sentence}",
@@ -401,6 +404,7 @@ class ConformanceFailure(AssertionError):
         if not new:
             return
         self.clauses += list(dict.fromkeys(v.clause for v in new))
+        self.also += [str(v) for v in new]
         lines = [f"  also {v}" for v in new[:5]]
         self.args = ("\n".join([str(self.args[0]), "found in the trace so far:", *lines]),)
 

@@ -10,10 +10,8 @@ no clause: its clauses read "env" -- not checked, and not "ok" either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ._clauses import CLAUSES
 
@@ -27,6 +25,9 @@ class Verdicts:
     # impl -> clause -> [passed, failed, environment error] test counts
     table: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     failures: list[dict[str, object]] = field(default_factory=list)
+    # impl -> clause -> "expected failure" / "unexpectedly passed": the cells an xfail file
+    # covers (set at the end of the run, see _report_files.py)
+    listed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add(self, nodeid: str, impl: str, clauses: Iterable[str], failed: Iterable[str],
             outcome: str, environment: str = "") -> None:
@@ -44,6 +45,9 @@ class Verdicts:
                                   "outcome": outcome})
 
     def verdict(self, impl: str, clause: str) -> str:
+        listed = self.listed.get(impl, {}).get(clause)
+        if listed:
+            return listed
         passed, failed, env = self.table.get(impl, {}).get(clause, [0, 0, 0])
         return ("failed" if failed else "environment error" if env
                 else "passed" if passed else "not run")
@@ -58,23 +62,18 @@ class Verdicts:
             return []
         ids = list(CLAUSES)
         width = max(len(i) for i in self.table) + 2
-        mark = {"passed": "ok", "failed": "FAIL", "environment error": "env", "not run": "-"}
+        mark = {"passed": "ok", "failed": "FAIL", "environment error": "env", "not run": "-",
+                "expected failure": "xf", "unexpectedly passed": "XP"}
         lines = [" " * width + " ".join(f"{c:>4}" for c in ids)]
         for impl in sorted(self.table):
             cells = " ".join(f"{mark[self.verdict(impl, c)]:>4}" for c in ids)
             lines.append(f"{impl:<{width}}{cells}")
+        if self.listed:
+            lines.append("xf: failed as the xfail file expects; XP: listed in the xfail file "
+                         "but passed -- take it out of the file")
         errors = self.environment_messages()
         if errors:
             lines.append("env: not checked -- the suite's own sockets or threads failed, which "
                          "says nothing about the implementation:")
             lines.extend(f"  {e}" for e in errors[:3])
         return lines
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "verdicts": {impl: {c: self.verdict(impl, c) for c in CLAUSES} for impl in self.table},
-            "failures": self.failures,
-        }
-
-    def write(self, path: str) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")

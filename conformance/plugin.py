@@ -10,10 +10,11 @@ until a test asks for its fixtures. What it adds:
   `anyio_backend`);
 - the `conformance` fixture: a `Harness` for the chosen implementation;
 - `@pytest.mark.clause("S4")` on every test, `--clause=S4` to run only those;
-- a report header, and an implementation x clause summary at the end (`--conformance-report`
-  writes it as JSON).
+- a report header, and an implementation x clause summary at the end;
+- `--conformance-report=DIR` (report.json, report.html), `--conformance-xfail=FILE`.
 
-Loading lives in `_loading.py`, the verdict table in `_report.py`.
+Loading lives in `_loading.py`, the verdict table in `_report.py`, the report files and the
+xfail file in `_report_files.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from . import _report_files
 from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._environment import SuiteEnvironmentError
@@ -37,7 +39,8 @@ from ._report import PROPERTY, Verdicts
 IMPL_OPTION = "--impl"
 TIMEOUT_SCALE_OPTION = "--conformance-timeout-scale"
 CLAUSE_OPTION = "--clause"
-REPORT_OPTION = "--conformance-report"
+REPORT_OPTION = _report_files.REPORT_OPTION
+XFAIL_OPTION = _report_files.XFAIL_OPTION
 
 _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
 # impl name -> where its first server wedged, and the clause (see _run.ImplWedged)
@@ -64,10 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         CLAUSE_OPTION, dest="conformance_clauses", action="append", default=[],
         metavar="S<n>", help="run only the tests of these clauses (repeat or comma-separate)",
     )
-    group.addoption(
-        REPORT_OPTION, dest="conformance_report", default=None, metavar="PATH",
-        help="write the implementation x clause verdicts as JSON to PATH",
-    )
+    _report_files.addoption(group)  # --conformance-report, -xfail, -replays
 
 
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' plugin loads --hypothesis-profile
@@ -116,6 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_specs_key] = specs
     config.stash[_wedged_key] = {}
     config.pluginmanager.register(_RunPlugin.with_impl_fixture(config, specs), "conformance-run")
+    _report_files.configure(config, scale)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -191,10 +192,6 @@ class _RunPlugin:
         terminalreporter.section("conformance: implementation x clause")
         for line in self.verdicts.render():
             terminalreporter.write_line(line)
-        path = self.config.getoption("conformance_report")
-        if path:
-            self.verdicts.write(path)
-            terminalreporter.write_line(f"verdicts written to {path}")
 
 
 @pytest.fixture(scope="module")

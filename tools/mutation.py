@@ -232,7 +232,7 @@ def _suite_command(mutant: Mutant, args: argparse.Namespace, workdir: Path) -> l
         sys.executable, "-m", "pytest", "conformance", f"--impl={','.join(mutant.models)}",
         "-x", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
         f"--hypothesis-profile={args.profile}", f"--hypothesis-seed={args.hypothesis_seed}",
-        f"--conformance-report={report}", *args.pytest_args,
+        f"--conformance-report={report}", "--conformance-replays=0", *args.pytest_args,
     ]
     # $0 is the database directory; the rest is the pytest command, run with exec so that the
     # timeout's kill of the process group reaches it. cosmic-ray keeps stdout only: a usage
