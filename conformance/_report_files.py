@@ -478,7 +478,7 @@ def _judge(exc: BaseException) -> tuple[str, list[str]]:
 
 
 def _wedged(exc: BaseException) -> bool:
-    from ._harness import ImplWedged, ScenarioHang, ServerWedged
+    from ._run import ImplWedged, ScenarioHang, ServerWedged
 
     return any(isinstance(e, ImplWedged | ServerWedged | ScenarioHang) for e in _chain(exc))
 
