@@ -60,13 +60,6 @@ class AsyncioServer:
         self._stopped = False
         self._faults: FaultInjector | None = None
 
-    # ---- fault injection (opt-in)
-
-    def inject_faults(self, faults: FaultInjector) -> None:
-        """Called by the suite before start(): our sockets will answer short, would-block,
-        interrupted or reset at the calls it chooses."""
-        self._faults = faults
-
     # ---- start
 
     def start(self, handler: SessionHandler, host: str = "127.0.0.1",
@@ -136,10 +129,9 @@ class AsyncioServer:
         try:
             while data := await s.reader.read(RECV_SIZE):
                 self._handler.on_recv(s.id, data)
-        except (ConnectionError, OSError):
-            self._begin_close(s, graceful=False)  # a reset: nothing can be flushed (S12)
         except Exception:
-            self._begin_close(s, graceful=False)  # on_recv raised: end this session only
+            # a reset (nothing can be flushed), or on_recv raised: end this session only (S12)
+            self._begin_close(s, graceful=False)
         else:
             self._begin_close(s, graceful=True)   # b"": the peer's FIN (S5)
 
@@ -197,16 +189,14 @@ class AsyncioServer:
             s.closing = asyncio.get_running_loop().create_task(self._close(s, graceful))
 
     async def _close(self, s: Session, graceful: bool) -> None:
-        current = asyncio.current_task()
-        reading = [t for t in s.tasks[:1] if t is not current]
+        reading, writing = s.tasks[:1], s.tasks[1:]
         for task in reading:
-            task.cancel()   # no on_recv after closing began
-        writing = s.tasks[1:]
+            task.cancel()  # no on_recv once closing began
         if graceful and writing:
-            s.wakeup.set()
-            # S9: flush within linger; a reset ends the flush at once (S12)
+            s.wakeup.set()  # the write loop hands over what is left, then returns
             done, _ = await asyncio.wait(writing, timeout=self.config.linger)
-            graceful = bool(done) and not writing[0].cancelled() and not writing[0].exception()
+            # S9: flushed within linger, or abort; a reset ends the flush at once (S12)
+            graceful = bool(done) and writing[0].exception() is None
         if not graceful:
             for task in writing:
                 task.cancel()
@@ -252,6 +242,13 @@ class AsyncioServer:
         for s in sessions:
             self._begin_close(s, graceful=True)  # flush within linger, then release
         await asyncio.gather(*(s.closing for s in sessions if s.closing is not None))
+
+    # ---- fault injection (opt-in)
+
+    def inject_faults(self, faults: FaultInjector) -> None:
+        """Called by the suite before start(): our sockets will answer short, would-block,
+        interrupted or reset at the calls it chooses."""
+        self._faults = faults
 
 
 def make_server(config: ServerConfig) -> AsyncioServer:
