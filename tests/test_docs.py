@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_docs_are_fresh():
-    """docs/contract.md's "Checked by" links and docs/core.md's diagram match the code."""
+    """docs/contract.md's "Checked by" links, docs/core.md's diagram and docs/clauses.md's
+    table match the code."""
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "make_docs.py"), "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
