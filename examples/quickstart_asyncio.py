@@ -156,8 +156,6 @@ class AsyncioServer:
         """Hand the queue to asyncio and count it as queued until the kernel took it all:
         drain() is our write call in progress (docs/contract.md, S7)."""
         while True:
-            await s.wakeup.wait()
-            s.wakeup.clear()
             with self._lock:
                 chunk, s.pending = b"".join(s.pending), []
             if chunk:
@@ -165,8 +163,13 @@ class AsyncioServer:
                 await s.writer.drain()   # raises if the connection was lost: _close sees it
                 with self._lock:
                     s.queued -= len(chunk)
-            elif not s.open:
+                continue
+            if not s.open:
                 return                   # closing and nothing left: flushed
+            # Look at the queue and the state *before* waiting: an Event does not count, so
+            # the wakeup of a close that came during drain() may be used up already.
+            await s.wakeup.wait()
+            s.wakeup.clear()
 
     # ---- disconnect
 
