@@ -59,8 +59,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None,
                    help="ServerConfig.workers for the implementations")
     p.add_argument("--host", default=d.host)
-    p.add_argument("--port", type=int, default=d.port,
-                   help="the servers' port (they run one at a time); 0: any free port")
     p.add_argument("--out", type=Path, default=Path("bench-results"),
                    help="directory for bench.json and the plots")
     p.add_argument("--no-plots", action="store_true")
@@ -89,7 +87,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         stream_connections=args.stream_connections, stream_size=args.stream_size,
         churn_clients=args.churn_clients, scaling_active=args.scaling_active,
         idle_levels=idle or (0,), duration=args.duration, warmup=args.warmup,
-        stall=args.stall, processes=args.processes, host=args.host, port=args.port,
+        stall=args.stall, processes=args.processes, host=args.host,
         workers=args.workers, workloads=workloads)
     if args.quick:
         settings = dataclasses.replace(settings, **QUICK)  # type: ignore[arg-type]
@@ -119,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance.bench: {exc}", file=sys.stderr)
         return 2
     run = Run(settings, servers)
-    with progress(run.phases()) as advance:
+    with progress(run.steps()) as advance:
         run.execute(advance)
     render(run)
     json_path = args.out / "bench.json"

@@ -51,7 +51,6 @@ class Settings:
     stall: float = 5.0  # a connection with no progress for this long: stopped echoing
     processes: int = 2  # load generator processes
     host: str = "127.0.0.1"
-    port: int = 0
     workers: int | None = None  # ServerConfig.workers for the implementations
     workloads: tuple[str, ...] = WORKLOADS
 
@@ -96,55 +95,59 @@ class Run:
     load_before: list[float] = field(default_factory=lambda: list(os.getloadavg()))
     wall_seconds: float = 0.0
 
-    def phases(self) -> int:
-        per = sum(len(self.settings.idle_levels) if w == "scaling" else 1
-                  for w in self.settings.workloads)
-        return per * len(self.servers)
+    def plan(self) -> list[tuple[str, int | None]]:
+        """(workload, idle level) in the order they run."""
+        s = self.settings
+        return [(w, idle) for w in s.workloads
+                for idle in (s.idle_levels if w == "scaling" else (None,))]
+
+    def steps(self) -> int:
+        """For the progress display: each server's start, then each phase."""
+        return len(self.servers) * (1 + len(self.plan()))
 
     def execute(self, progress: Callable[[str], None]) -> None:
-        """Every server through every workload. `progress(label)` is called before each
-        phase (and once per server that cannot start, for each phase it skips)."""
+        """Every workload on every server. `progress(label)` is called before each step.
+
+        Every server starts first and idles while the others are measured; then each phase
+        runs on each server in turn, so the figures a ratio compares are measured seconds
+        apart, not minutes, on a machine whose load drifts."""
         began = time.monotonic()
         _raise_fd_limit()
-        with Generators(self.settings.processes) as generators:
+        s = self.settings
+        running: dict[str, ServerProcess] = {}
+        failed: dict[str, str] = {}
+        try:
             for spec in self.servers:
-                self._one_server(spec, generators, progress)
+                progress(f"{spec.name}: starting")
+                try:
+                    running[spec.name] = ServerProcess.start(spec, s.host, 0, s.workers,
+                                                             START_DEADLINE)
+                except StartError as exc:
+                    self.server_errors[spec.name] = f"did not start: {exc}"
+                    failed[spec.name] = "the server did not start"
+            with Generators(s.processes) as generators:
+                for workload, idle in self.plan():
+                    for spec in self.servers:
+                        label = workload if idle is None else f"{workload} +{idle} idle"
+                        progress(f"{spec.name}: {label}")
+                        if spec.name in failed:
+                            self.results.append(Result(spec.name, workload, idle,
+                                                       status="skipped",
+                                                       error=failed[spec.name],
+                                                       unit=UNITS[workload]))
+                            continue
+                        server = running[spec.name]
+                        result = self._phase(server, generators, workload, idle)
+                        self.results.append(result)
+                        if result.status == "error" and not server.alive():
+                            failed[spec.name] = f"after an earlier failure: {result.error}"
+        finally:
+            for name, server in running.items():
+                trouble = server.stop(STOP_DEADLINE)
+                if trouble is not None:
+                    self.server_errors.setdefault(name, f"at the end: {trouble}")
         self.wall_seconds = time.monotonic() - began
         self._ratios()
-
-    def _one_server(self, spec: ServerSpec, generators: Generators,
-                    progress: Callable[[str], None]) -> None:
-        s = self.settings
-        plan = [(w, idle) for w in s.workloads
-                for idle in (s.idle_levels if w == "scaling" else (None,))]
-        try:
-            server = ServerProcess.start(spec, s.host, s.port, s.workers, START_DEADLINE)
-        except StartError as exc:
-            self.server_errors[spec.name] = f"did not start: {exc}"
-            for workload, idle in plan:
-                progress(f"{spec.name}: {workload} (not started)")
-                self.results.append(Result(spec.name, workload, idle, status="skipped",
-                                           error="the server did not start",
-                                           unit=UNITS[workload]))
-            return
-        failed: str | None = None
-        try:
-            for workload, idle in plan:
-                label = workload if idle is None else f"{workload} +{idle} idle"
-                progress(f"{spec.name}: {label}")
-                if failed is not None:
-                    self.results.append(Result(spec.name, workload, idle, status="skipped",
-                                               error=f"after an earlier failure: {failed}",
-                                               unit=UNITS[workload]))
-                    continue
-                result = self._phase(server, generators, workload, idle)
-                self.results.append(result)
-                if result.status == "error" and not server.alive():
-                    failed = result.error
-        finally:
-            trouble = server.stop(STOP_DEADLINE)
-            if trouble is not None:
-                self.server_errors[spec.name] = f"at the end: {trouble}"
 
     def _phase(self, server: ServerProcess, generators: Generators, workload: str,
                idle: int | None) -> Result:
@@ -209,24 +212,25 @@ class Run:
         }
 
     def generator_ceiling(self) -> dict[str, Any]:
-        """The generator's ping-pong ceiling (echoes per generator CPU-second, its best phase)
-        against the fastest baseline's echoes per server CPU-second: above 1, the generator
-        can drive more than that server can serve on the same CPU."""
-        pings = [r for r in self.results if r.workload == "pingpong" and r.status == "ok"]
-        ceilings = [r.count / r.generator_cpu_s for r in pings if r.generator_cpu_s > 0]
-        bases = [r for r in pings if r.server in _BASELINE_NAMES and r.rate_per_server_cpu_s]
-        fastest = max(bases, key=lambda r: r.rate, default=None)
-        ceiling = max(ceilings, default=None)
-        return {
-            "processes": self.settings.processes,
-            "pingpong_per_generator_cpu_s": ceiling,
-            "fastest_baseline": fastest.server if fastest else None,
-            "fastest_baseline_rate": fastest.rate if fastest else None,
-            "fastest_baseline_per_server_cpu_s":
-                fastest.rate_per_server_cpu_s if fastest else None,
-            "headroom": (ceiling / fastest.rate_per_server_cpu_s
-                         if ceiling and fastest and fastest.rate_per_server_cpu_s else None),
-        }
+        """The generator's ping-pong ceiling -- echoes per generator CPU-second, its best
+        phase -- against the servers that need the least CPU per echo, the fastest baseline
+        and the fastest implementation. Headroom above 1: on equal CPU, the generator drives
+        more echoes than that server can serve, so the server is what is measured."""
+        pings = [r for r in self.results if r.workload == "pingpong" and r.status == "ok"
+                 and r.rate_per_server_cpu_s]
+        ceiling = max((r.count / r.generator_cpu_s for r in pings if r.generator_cpu_s > 0),
+                      default=None)
+        found: dict[str, Any] = {"processes": self.settings.processes,
+                                 "pingpong_per_generator_cpu_s": ceiling}
+        for key, group in (("baseline", [r for r in pings if r.server in _BASELINE_NAMES]),
+                           ("impl", [r for r in pings if r.server not in _BASELINE_NAMES])):
+            best = max(group, key=lambda r: r.rate_per_server_cpu_s or 0.0, default=None)
+            per_cpu = best.rate_per_server_cpu_s if best else None
+            found[f"fastest_{key}"] = best.server if best else None
+            found[f"fastest_{key}_per_server_cpu_s"] = per_cpu
+            found[f"headroom_over_fastest_{key}"] = ceiling / per_cpu if ceiling and per_cpu \
+                else None
+        return found
 
 
 _BASELINE_NAMES = ("asyncio", "uvloop", "selectors")

@@ -42,6 +42,7 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
         pingpong = next(r for r in mine if r["workload"] == "pingpong")
         assert 0 < pingpong["p50_us"] <= pingpong["p99_us"], pingpong
     assert report["generator"]["processes"] >= 1
+    assert report["generator"]["fastest_baseline"] in servers
     assert "Ping-pong" in run.stdout and "x asyncio" in run.stdout
 
 
