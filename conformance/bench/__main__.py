@@ -3,8 +3,8 @@
 Runs the echo server (`python -m impls.echo`) on each named implementation, and the
 baselines (asyncio, uvloop when installed, a bare selectors loop), one after another under
 the same load, and prints a table per workload with every figure as a ratio to asyncio in
-the same run. Writes bench.json (every figure and the machine) and, with matplotlib, the
-plots, into --out. docs/performance.md explains each workload and each column.
+the same run. Writes bench.json (every figure and the machine), bench.md (the tables) and,
+with matplotlib, the plots, into --out. docs/performance.md explains each workload and each column.
 
 Exit status: 0 when every phase was measured, 1 when a server failed (the tables and the
 JSON say where and why), 2 for bad input.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from conformance._loading import ImplError, parse_impl_option, resolve
 
-from ._output import progress, render, write_json, write_plots
+from ._output import progress, render, write_json, write_markdown, write_plots
 from ._run import WORKLOADS, Run, Settings
 from ._servers import ServerSpec, baselines_available
 
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     render(run)
     json_path = args.out / "bench.json"
     write_json(run, json_path)
-    print(f"Every figure: {json_path}")
+    write_markdown(run, args.out / "bench.md")
+    print(f"Every figure: {json_path} (the tables in Markdown: {args.out / 'bench.md'})")
     if not args.no_plots:
         plots = write_plots(run, args.out)
         print(plots if isinstance(plots, str) else

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._run import Result, Run
 
-__all__ = ["progress", "render", "write_json", "write_plots"]
+__all__ = ["progress", "render", "write_json", "write_markdown", "write_plots"]
 
 _WORKLOAD_TITLES = {
     "pingpong": "Ping-pong: {connections} connections, {message_size}-byte messages one at a "
@@ -210,6 +210,19 @@ def _summary(run: Run) -> list[str]:
 def write_json(run: Run, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run.to_json(), indent=2) + "\n")
+
+
+def write_markdown(run: Run, path: Path) -> None:
+    """The tables and the summary as Markdown, for docs/performance.md."""
+    out: list[str] = []
+    for title, headers, rows, notes in _tables(run):
+        out += [f"**{title}**", "", "| " + " | ".join(headers) + " |",
+                "|" + "|".join(["---"] + ["--:"] * (len(headers) - 1)) + "|"]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        out += [""] + [f"{note}  " for note in notes] + ([""] if notes else [])
+    out += [line + "\n" for line in _summary(run)[1:]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out))
 
 
 def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "svg")
