@@ -117,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance.bench: {exc}", file=sys.stderr)
         return 2
     run = Run(settings, servers)
-    with progress(run.steps()) as advance:
-        run.execute(advance)
+    try:
+        with progress(run.steps()) as advance:
+            run.execute(advance)
+    except KeyboardInterrupt:
+        print("conformance.bench: interrupted; every server was stopped", file=sys.stderr)
+        return 130
     render(run)
     json_path = args.out / "bench.json"
     write_json(run, json_path)

@@ -196,6 +196,13 @@ def _left(limit: float) -> float:
 
 
 def _worker(conn: multiprocessing.connection.Connection) -> None:
+    try:
+        _serve_jobs(conn)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C reaches the whole process group: the parent reports it
+
+
+def _serve_jobs(conn: multiprocessing.connection.Connection) -> None:
     while True:
         try:
             message = conn.recv()

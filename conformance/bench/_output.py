@@ -30,7 +30,10 @@ _WORKLOAD_TITLES = {
 
 
 def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules[module] = None
+        return False
 
 
 @contextmanager
@@ -176,7 +179,8 @@ def render(run: Run) -> None:
 
 _LEGEND = ("Columns: the rate over the measured window and its ratio to asyncio in this run; "
            "the same per server CPU-second (steadier on a shared machine) and its ratio; "
-           "CPU seconds the server process and the load generator used in the window.")
+           "CPU seconds the server process and the load generator used in the window "
+           "(/proc counts 10 ms ticks: a server CPU under 0.1 s is good to 10% at best).")
 
 
 def _summary(run: Run) -> list[str]:
