@@ -116,7 +116,8 @@ class Generators:
         try:
             for (_, conn), job in zip(workers, jobs, strict=True):
                 conn.send(("job", job))
-            connect = max(job.connect_deadline for job in jobs)
+            # The workers' own deadline first: their message says which connection failed.
+            connect = max(job.connect_deadline for job in jobs) + 5.0
             for i, (_, conn) in enumerate(workers):
                 self._expect(conn, "ready", connect, f"worker {i} connecting")
             start = time.monotonic() + warmup

@@ -245,22 +245,29 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
     baseline = {sp.name for sp in run.servers if sp.baseline}
     bars = [w for w in run.settings.workloads if w != "scaling"]
     if bars:
-        fig, axes = plt.subplots(1, len(bars), figsize=(4.2 * len(bars), 3.8), squeeze=False)
-        for ax, workload in zip(axes[0], bars, strict=True):
+        # Two rows: the rate, and the rate per server CPU-second (steadier on a shared machine).
+        fig, axes = plt.subplots(2, len(bars), figsize=(4.2 * len(bars), 7.0), squeeze=False)
+        for column, workload in enumerate(bars):
             got = {r.server: r for r in run.results
                    if r.workload == workload and r.status == "ok"}
             shown = [n for n in names if n in got]
-            values = [got[n].rate for n in shown]
             colours = ["0.6" if n in baseline else "tab:blue" for n in shown]
-            ax.bar(shown, values, color=colours)
-            for i, n in enumerate(shown):
-                ratio = got[n].ratio_to_asyncio
-                if ratio is not None:
-                    ax.annotate(f"{ratio:.2f}x", (i, values[i]), ha="center", va="bottom",
-                                fontsize=8)
             unit = next(iter(got.values())).unit if got else ""
-            ax.set_title(f"{workload} ({unit})")
-            ax.tick_params(axis="x", labelrotation=45)
+            per = "MB" if workload == "stream" else unit.split("/")[0]
+            rows = [(unit, [got[n].rate for n in shown],
+                     [got[n].ratio_to_asyncio for n in shown]),
+                    (f"{per} per server CPU-second",
+                     [got[n].rate_per_server_cpu_s or 0.0 for n in shown],
+                     [got[n].cpu_ratio_to_asyncio for n in shown])]
+            for row, (label, values, ratios) in enumerate(rows):
+                ax = axes[row][column]
+                ax.bar(shown, values, color=colours)
+                for i, x in enumerate(ratios):
+                    if x is not None:
+                        ax.annotate(f"{x:.2f}x", (i, values[i]), ha="center", va="bottom",
+                                    fontsize=8)
+                ax.set_title(f"{workload}: {label}", fontsize=10)
+                ax.tick_params(axis="x", labelrotation=45)
         fig.suptitle("Throughput per model (grey: baselines; labels: ratio to asyncio)")
         fig.tight_layout()
         written += _save(fig, directory / "throughput", formats)
