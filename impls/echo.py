@@ -11,8 +11,9 @@ this way.
 It prints the address it bound, then serves until Ctrl-C (SIGINT) or SIGTERM; then it calls
 stop(), checks that every session it saw was released (S11), and exits 0. A stop() that does
 not return within `STOP_DEADLINE`, a session left unreleased, or a thread left running is an
-implementation's failure: it says which, and exits 1 rather than hang. A name that resolves
-to nothing, or an address it cannot listen on, exits 2.
+implementation's failure, and so is a start() that raises or hangs: it says which, and exits 1
+rather than hang. A name that resolves to nothing, a factory that does not build a server, or
+an address it cannot listen on, exits 2.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import threading
 
 from conformance._calls import bounded_call
-from conformance._loading import ImplError, resolve
+from conformance._loading import ImplError, bound_address, check_interface, resolve
 from conformance.api import SessionServer
 
 __all__ = ["EchoApp", "main"]
@@ -32,6 +33,8 @@ __all__ = ["EchoApp", "main"]
 # How long stop() may take. Generous: a model with a thousand sessions releases each one,
 # and a thread-per-session model joins two threads per session, on a loaded machine.
 STOP_DEADLINE = 30.0
+# How long start() may take: bind, listen, start the model's threads.
+START_DEADLINE = 30.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     try:
         impl = resolve(args.impl)
+        check_interface(impl)  # a factory or server that is not one: say so, as the suite does
     except ImplError as exc:
         _say(str(exc), err=True)
         return 2
@@ -90,16 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     app = EchoApp()
     server = app.server = impl.build(config)
     # Blocked before start(): the server's threads inherit the mask, so SIGINT and SIGTERM
-    # reach only the sigwait() below, never a model thread in the middle of a callback.
+    # reach only the sigwait() below, never a model thread in the middle of a callback. One
+    # that arrives during start() waits for sigwait(), and start() has a deadline.
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        host, port = server.start(app, args.host, args.port)
-    except OSError as exc:
-        _say(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", err=True)
+    outcome, stuck = bounded_call(lambda: server.start(app, args.host, args.port),
+                                  START_DEADLINE)
+    if stuck is not None:
+        _say(f"start() did not return within {START_DEADLINE:.0f} s", err=True)
+        os._exit(1)  # its thread would keep the interpreter from exiting: never hang
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, OSError):
+            _say(f"cannot listen on {args.host}:{args.port}: {outcome.strerror or outcome}",
+                 err=True)
+        else:
+            _say(f"start() raised {type(outcome).__name__}: {outcome}", err=True)
         bounded_call(server.stop, STOP_DEADLINE)
+        return 2 if isinstance(outcome, OSError) else 1
+    try:
+        host, port = bound_address(impl.name, outcome)
+    except ImplError as exc:
+        _say(str(exc), err=True)
+        _stop(server, app, "a bad address")
         return 2
     _say(f"{impl.name} echo server listening on {host}:{port} (pid {os.getpid()}); "
-        "Ctrl-C or SIGTERM stops it")
+         "Ctrl-C or SIGTERM stops it")
     received = signal.sigwait(_STOP_SIGNALS)
     return _stop(server, app, signal.Signals(received).name)
 

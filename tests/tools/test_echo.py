@@ -1,4 +1,4 @@
-"""`python -m impls.echo`: serves on each built-in, and stops cleanly on SIGTERM (S11).
+"""`python -m impls.echo`: serves on each built-in, and stops cleanly on SIGTERM or SIGINT (S11).
 
 Each case runs the echo server in a subprocess, as a user would, echoes one message through
 it, sends SIGTERM and requires exit 0 -- which the server gives only after stop() returned
@@ -52,8 +52,11 @@ def _address(proc: subprocess.Popen[bytes]) -> tuple[str, int]:
     return found.group(1).decode(), int(found.group(2))
 
 
-@pytest.mark.parametrize("impl", list(BUILTINS))
-def test_echoes_and_stops_on_sigterm(impl: str) -> None:
+@pytest.mark.parametrize(("impl", "signum"), [
+    *[(impl, signal.SIGTERM) for impl in BUILTINS],
+    ("select", signal.SIGINT),  # Ctrl-C
+])
+def test_echoes_and_stops_on_a_signal(impl: str, signum: signal.Signals) -> None:
     proc = _start(f"--impl={impl}")
     try:
         host, port = _address(proc)
@@ -66,8 +69,8 @@ def test_echoes_and_stops_on_sigterm(impl: str) -> None:
                 assert chunk, f"closed after {len(echoed)} of {len(message)} bytes"
                 echoed += chunk
             assert echoed == message
-            # SIGTERM with the session still open: stop() must release it.
-            proc.send_signal(signal.SIGTERM)
+            # The signal with the session still open: stop() must release it.
+            proc.send_signal(signum)
             out, err = proc.communicate(timeout=EXIT_DEADLINE)
     finally:
         if proc.poll() is None:
@@ -89,3 +92,8 @@ def test_bad_input_ends_with_a_message() -> None:
             capture_output=True, timeout=EXIT_DEADLINE)
     assert in_use.returncode == 2
     assert b"Address already in use" in in_use.stderr, in_use.stderr
+    not_a_factory = subprocess.run(
+        [sys.executable, "-m", "impls.echo", "--impl=impls.echo:EchoApp"],
+        capture_output=True, timeout=EXIT_DEADLINE)
+    assert not_a_factory.returncode == 2
+    assert b"cannot be called with a ServerConfig" in not_a_factory.stderr, not_a_factory.stderr
