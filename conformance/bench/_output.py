@@ -105,7 +105,7 @@ def _tables(run: Run) -> list[tuple[str, list[str], list[list[str]], list[str]]]
         else:
             unit = results[0].unit if results else ""
             per = "MB" if workload == "stream" else unit.split("/")[0]
-            headers = ["server", unit, "x asyncio", f"{per}/srv CPU-s", "x asyncio"]
+            headers = ["server", unit, "x asyncio", f"{per}/srv CPU-s", "x asyncio (CPU)"]
             if workload == "pingpong":
                 headers += ["p50 us", "p99 us"]
             headers += ["srv CPU s", "gen CPU s"]

@@ -201,7 +201,8 @@ class Run:
             "tool": "conformance.bench",
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "wall_seconds": round(self.wall_seconds, 2),
-            "machine": {**machine(), "load_average_before": self.load_before},
+            "machine": {**machine(),
+                        "load_average_before": [round(x, 2) for x in self.load_before]},
             "settings": {k: list(v) if isinstance(v, tuple) else v
                          for k, v in asdict(self.settings).items()},
             "servers": [{"name": sp.name, "baseline": sp.baseline,
