@@ -164,6 +164,11 @@ class Run:
             total, size = s.scaling_active, s.message_size
         idle_count = idle or 0
         limit = server.spec.fd_setsize
+        if limit is not None and total > limit - FD_MARGIN:
+            result.status = "skipped"
+            result.error = (f"{total} connections: FD_SETSIZE={limit}, select() cannot watch "
+                            f"a descriptor numbered that high (at most {limit - FD_MARGIN})")
+            return result
         if limit is not None and idle_count + total > limit - FD_MARGIN:
             capped = max(0, limit - FD_MARGIN - total)
             result.note = (f"idle capped at {capped}: FD_SETSIZE={limit}, select() cannot "
@@ -174,7 +179,7 @@ class Run:
         kind = "pingpong" if workload == "scaling" else workload
         jobs = [Job(kind, host, port, n, size, s.stall, s.connect_deadline(n)) for n in shares]
         try:
-            with _idle_connections(host, port, idle_count, s) as _:
+            with _idle_connections(host, port, idle_count, s):
                 outcomes, cpu = generators.run(jobs, s.warmup, s.duration,
                                                _measure(server))
         except LoadError as exc:
