@@ -1,13 +1,13 @@
 """python -m conformance.bench --impl=NAME[,NAME...]|all [--workloads=...] [--quick]
 
 Runs the echo server (`python -m impls.echo`) on each named implementation, and the
-baselines (asyncio, uvloop when installed, a bare selectors loop), one after another under
-the same load, and prints a table per workload with every figure as a ratio to asyncio in
-the same run. Writes bench.json (every figure and the machine), bench.md (the tables) and,
-with matplotlib, the plots, into --out. docs/performance.md explains each workload and each column.
+baselines (asyncio, uvloop when installed, a bare selectors loop), under the same load, and
+prints a table per workload with every figure as a ratio to asyncio in the same run. Writes
+bench.json (every figure and the machine), bench.md (the tables) and, with matplotlib, the
+plots, into --out. docs/performance.md explains each workload and each column.
 
-Exit status: 0 when every phase was measured (or skipped past FD_SETSIZE), 1 when a server failed (the tables and the
-JSON say where and why), 2 for bad input.
+Exit status: 0 when every phase was measured (or skipped past FD_SETSIZE); 1 when a server
+failed (the tables and the JSON say where and why); 2 for bad input.
 """
 
 from __future__ import annotations
