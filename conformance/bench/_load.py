@@ -157,7 +157,8 @@ class Generators:
         self._workers = []
 
 
-def open_idle(host: str, port: int, count: int, deadline: float) -> list[socket.socket]:
+def open_idle(host: str, port: int, count: int, deadline: float,
+              stall: float) -> list[socket.socket]:
     """`count` connections that each echoed one byte -- so each is a session the server
     holds -- and then stay silent. The caller closes them."""
     limit = time.monotonic() + deadline
@@ -168,16 +169,22 @@ def open_idle(host: str, port: int, count: int, deadline: float) -> list[socket.
         for sock in socks:
             sock.sendall(b".")
         for i, sock in enumerate(socks):
-            sock.settimeout(_left(limit))
-            if sock.recv(1) != b".":
+            sock.settimeout(min(_left(limit), stall))
+            try:
+                echoed = sock.recv(1)
+            except TimeoutError:
+                raise LoadError(f"idle connections: the server stopped echoing: connection "
+                                f"{i} of {count} got no echo for {stall:.1f} s") from None
+            if echoed != b".":
                 raise LoadError(f"idle connection {i} of {count} was closed by the server")
-    except TimeoutError:
+    except BaseException as exc:
         _close_all(socks)
-        raise LoadError(f"opening {count} idle connections took over {deadline:.0f} s "
-                        f"(the server holds fewer sessions than that?)") from None
-    except OSError as exc:
-        _close_all(socks)
-        raise LoadError(f"opening {count} idle connections: {exc}") from None
+        if isinstance(exc, TimeoutError):
+            raise LoadError(f"opening {count} idle connections took over {deadline:.0f} s "
+                            f"(the server holds fewer sessions than that?)") from None
+        if isinstance(exc, OSError):
+            raise LoadError(f"opening {count} idle connections: {exc}") from None
+        raise
     return socks
 
 

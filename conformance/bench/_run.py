@@ -263,7 +263,7 @@ def _measure(server: ServerProcess) -> Callable[[float, float], float]:
 
 @contextlib.contextmanager
 def _idle_connections(host: str, port: int, count: int, s: Settings) -> Iterator[None]:
-    socks = open_idle(host, port, count, s.connect_deadline(count)) if count else []
+    socks = open_idle(host, port, count, s.connect_deadline(count), s.stall) if count else []
     try:
         yield
     finally:

@@ -52,16 +52,29 @@ def test_unknown_implementation_is_a_usage_error() -> None:
     assert "no implementation is called 'no_such_model'" in run.stderr
 
 
-def test_a_server_that_stops_echoing_or_dies_ends_the_run_with_a_message(
-        tmp_path: Path) -> None:
-    run = _bench("--impl=tests.tools._broken:stops_echoing,tests.tools._broken:crashes",
-                 "--workloads=pingpong", "--quick", "--stall=1", f"--out={tmp_path}")
+def test_bad_servers_end_with_a_message_and_fd_setsize_is_respected(tmp_path: Path) -> None:
+    """One run, three servers: one stops echoing, one kills its process, and one declares an
+    FD_SETSIZE of 60 (32 of them its own): 50 ping-pong connections do not fit, so that phase
+    is skipped with the reason; 10 active plus 40 idle are capped at 18 idle."""
+    broken = "tests.tools._broken"
+    small = "tests.tools._small_fdset:make_server"
+    run = _bench(f"--impl={broken}:stops_echoing,{broken}:crashes,{small}",
+                 "--workloads=pingpong,scaling", "--idle=0,40", "--quick", "--stall=1",
+                 f"--out={tmp_path}")
     assert run.returncode == 1, run.stdout + run.stderr
     report = json.loads((tmp_path / "bench.json").read_text())
-    by_server = {r["server"]: r for r in report["results"]}
-    assert by_server["asyncio"]["status"] == "ok"
-    stalled = by_server["tests.tools._broken:stops_echoing"]
+    results = {(r["server"], r["workload"], r["idle"]): r for r in report["results"]}
+    assert results[("asyncio", "pingpong", None)]["status"] == "ok"
+    stalled = results[(f"{broken}:stops_echoing", "pingpong", None)]
     assert stalled["status"] == "error" and "stopped echoing" in stalled["error"], stalled
-    crashed = by_server["tests.tools._broken:crashes"]
+    crashed = results[(f"{broken}:crashes", "pingpong", None)]
     assert crashed["status"] == "error" and "exited with 3" in crashed["error"], crashed
     assert "stopped echoing" in run.stdout and "exited with 3" in run.stdout
+    too_many = results[(small, "pingpong", None)]
+    assert too_many["status"] == "skipped" and "FD_SETSIZE=60" in too_many["error"], too_many
+    fits = results[(small, "scaling", 0)]
+    assert fits["status"] == "ok" and fits["note"] is None, fits
+    capped = results[(small, "scaling", 40)]
+    assert capped["status"] == "ok" and capped["idle_open"] == 18, capped
+    assert "idle capped at 18: FD_SETSIZE=60" in capped["note"]
+    assert "FD_SETSIZE=60" in run.stdout
