@@ -1,8 +1,9 @@
 """One benchmark run: every server, every workload, each phase under its deadlines.
 
-The servers run one after another (baselines first), each in its own process, and meet the
-same load: the figures of one run are comparable with each other, and with nothing else --
-on a shared machine the spread between runs is large, so only same-run ratios mean much.
+Every server runs in its own process, and all of them start first (baselines first); then
+each phase runs on each server in turn, under the same load. The figures of one run are
+comparable with each other, and with nothing else: on a shared machine the spread between
+runs is large, so only same-run ratios mean much.
 """
 
 from __future__ import annotations
