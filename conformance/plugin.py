@@ -22,8 +22,10 @@ import math
 import os
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +34,11 @@ from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._environment import SuiteEnvironmentError
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
+from ._presentation import installed_suite_hint, once, without_stdlib_frames
 from ._report import PROPERTY, Verdicts
 
 IMPL_OPTION = "--impl"
+IMPL_DIR_OPTION = "--impl-dir"
 TIMEOUT_SCALE_OPTION = "--conformance-timeout-scale"
 CLAUSE_OPTION = "--clause"
 REPORT_OPTION = "--conformance-report"
@@ -54,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="implementation(s) to check: a built-in (blocking, select, epoll, iocp, trio), "
         "an entry point in the group conformance.impls, 'package.module:factory', or 'all' "
         "(default: all built-ins)",
+    )
+    group.addoption(
+        IMPL_DIR_OPTION, dest="conformance_impl_dir", default=".", metavar="DIR",
+        help="import a 'module:factory' from DIR first (like an app server's --app-dir); "
+        "default: the directory pytest runs in",
     )
     group.addoption(
         TIMEOUT_SCALE_OPTION, dest="conformance_timeout_scale", type=float, default=1.0,
@@ -107,7 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
             # Named explicitly: check now, so a typo is one clear paragraph, not 50 errors.
             # (A start() or stop() that hangs or raises is a verdict, not a usage error.)
             for spec in specs:
-                impl = resolve(spec)
+                impl = resolve(spec, impl_dir(config))
                 check_interface(impl)
                 if not hasattr(config, "workerinput"):  # once, in the xdist controller
                     smoke_start(impl, 5.0 * scale)
@@ -115,7 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_specs_key] = specs
     config.stash[_wedged_key] = {}
-    config.pluginmanager.register(_RunPlugin.with_impl_fixture(config, specs), "conformance-run")
+    config.pluginmanager.register(_RunPlugin(config, specs), "conformance-run")
+    config.pluginmanager.register(_impl_fixture(specs), "conformance-impl")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -152,31 +162,39 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     os._exit(status)
 
 
+def impl_dir(config: pytest.Config) -> str:
+    """Where a `module:factory` is imported from first: `--impl-dir`, relative to the
+    directory pytest was started in (with `python -m pytest` and plain `pytest` alike)."""
+    chosen = config.getoption("conformance_impl_dir", None) or "."
+    return str((config.invocation_params.dir / Path(chosen)).resolve())
+
+
+def _impl_fixture(specs: list[str]) -> types.ModuleType:
+    """A plugin holding the `impl` fixture, its params from the command line; a conftest.py
+    fixture named `impl` overrides it. A module, not a class: pytest 9 deprecates
+    module-scoped fixtures that are instance methods (PytestRemovedIn10Warning)."""
+
+    @pytest.fixture(scope="module", params=[pytest.param(s, id=s) for s in specs])
+    def impl(request: pytest.FixtureRequest) -> Any:
+        """The implementation under test: "name", "pkg.mod:factory" or (name, config)."""
+        return request.param
+
+    holder = types.ModuleType("conformance.impl_fixture")
+    holder.impl = impl  # type: ignore[attr-defined]
+    return holder
+
+
 def _requested_clauses(config: pytest.Config) -> list[str]:
     raw: list[str] = config.getoption("conformance_clauses") or []
     return [c.strip().upper() for item in raw for c in item.split(",") if c.strip()]
 
 
 class _RunPlugin:
-    """Per-run state, registered at configure time: the `impl` fixture (its params come from
-    the command line; a conftest.py fixture named `impl` overrides it) and the verdicts."""
+    """Per-run state, registered at configure time: the verdicts."""
 
     def __init__(self, config: pytest.Config, specs: list[str]) -> None:
         self.config = config
         self.verdicts = Verdicts()
-
-
-    @classmethod
-    def with_impl_fixture(cls, config: pytest.Config, specs: list[str]) -> _RunPlugin:
-        """An instance whose class carries `impl` (pytest reads fixtures off the class)."""
-
-        @pytest.fixture(scope="module", params=[pytest.param(s, id=s) for s in specs])
-        def impl(self: _RunPlugin, request: pytest.FixtureRequest) -> Any:
-            """The implementation under test: "name", "pkg.mod:factory" or (name, config)."""
-            return request.param
-
-        run: _RunPlugin = type("ConformanceRun", (cls,), {"impl": impl})(config, specs)
-        return run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -207,7 +225,7 @@ def conformance_impl(impl: Any, pytestconfig: pytest.Config) -> Impl:
             f"fixture, which chose {impl!r}. Remove one of the two."
         ), stacklevel=1)
     try:
-        loaded = resolve(impl)
+        loaded = resolve(impl, impl_dir(pytestconfig))
         check_interface(loaded)
     except ImplError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -230,6 +248,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if harness is not None:
         harness.begin_test(item.nodeid)  # each test has its own shrink budget
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    try:
+        return (yield)
+    except pytest.UsageError as exc:
+        hint = installed_suite_hint(session.config.args, "\n".join(map(str, exc.args)))
+        if hint is None:
+            raise
+        raise pytest.UsageError(*exc.args, hint) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -261,8 +290,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Iterator[None]:
-    report: pytest.TestReport = yield  # type: ignore[assignment]
     harness = getattr(item, "funcargs", {}).get("conformance")
+    if harness is not None and call.excinfo is not None:
+        without_stdlib_frames(call.excinfo.value)
+    report: pytest.TestReport = yield  # type: ignore[assignment]
+    if harness is not None and report.failed and call.excinfo is not None:
+        shown = once(call.excinfo.value)
+        if shown is not None:
+            report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(shown))
     if harness is not None and (report.when == "call" or report.failed):
         clauses = [c for m in item.iter_markers("clause") for c in m.args]
         if report.skipped:
