@@ -44,6 +44,8 @@ CLAUSE_OPTION = "--clause"
 REPORT_OPTION = "--conformance-report"
 
 _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
+# impl name -> whether its servers opt in to fault injection (have inject_faults)
+_faults_key: pytest.StashKey[dict[str, bool]] = pytest.StashKey()
 # impl name -> where its first server wedged, and the clause (see _harness.ImplWedged)
 _wedged_key: pytest.StashKey[dict[str, tuple[str, str]]] = pytest.StashKey()
 _exitstatus_key: pytest.StashKey[int] = pytest.StashKey()
@@ -112,12 +114,14 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         option = config.getoption("conformance_impl")
         specs = parse_impl_option(option)
+        config.stash[_faults_key] = {}
         if option is not None:
             # Named explicitly: check now, so a typo is one clear paragraph, not 50 errors.
             # (A start() or stop() that hangs or raises is a verdict, not a usage error.)
             for spec in specs:
                 impl = resolve(spec, impl_dir(config))
                 check_interface(impl)
+                config.stash[_faults_key][impl.name] = opts_in_to_faults(impl)
                 if not hasattr(config, "workerinput"):  # once, in the xdist controller
                     smoke_start(impl, 5.0 * scale)
     except ImplError as exc:
@@ -169,6 +173,19 @@ def impl_dir(config: pytest.Config) -> str:
     return str((config.invocation_params.dir / Path(chosen)).resolve())
 
 
+def opts_in_to_faults(impl: Impl) -> bool:
+    """Whether the implementation's servers take faults (`inject_faults`); the factory does
+    no I/O, so building one to look costs nothing."""
+    return callable(getattr(impl.build(impl.config()), "inject_faults", None))
+
+
+def _faults_header(opted: dict[str, bool]) -> str:
+    off = " (no inject_faults(): runs fault-free, see docs/plugging-in.md section 7)"
+    cells = ", ".join(f"{name} {'on' if on else 'off' + off}" for name, on in opted.items())
+    return (f"conformance: fault injection: {cells}; which faults each test met: "
+            "--hypothesis-show-statistics")
+
+
 def _impl_fixture(specs: list[str]) -> types.ModuleType:
     """A plugin holding the `impl` fixture, its params from the command line; a conftest.py
     fixture named `impl` overrides it. A module, not a class: pytest 9 deprecates
@@ -194,7 +211,7 @@ class _RunPlugin:
 
     def __init__(self, config: pytest.Config, specs: list[str]) -> None:
         self.config = config
-        self.verdicts = Verdicts()
+        self.verdicts = Verdicts(requested=set(_requested_clauses(config)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -275,15 +292,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if config.getoption("conformance_impl") is None:
         return None
     specs: list[str] = config.stash[_specs_key]
-    return (
+    return [
         f"conformance: impl={', '.join(specs)}; "
         f"timeout scale {config.getoption('conformance_timeout_scale'):g}; "
-        f"hypothesis profile {config.getoption('hypothesis_profile', None) or 'conformance'}"
-    )
+        f"hypothesis profile {config.getoption('hypothesis_profile', None) or 'conformance'}",
+        _faults_header(config.stash[_faults_key]),
+    ]
 
 
 @pytest.hookimpl(wrapper=True)
