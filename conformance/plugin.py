@@ -346,7 +346,7 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     (the implementation failed it); the run still fails."""
     if report.failed and any(key == PROPERTY and isinstance(value, dict)
                              and value.get("environment")
-                             for key, value in report.user_properties):
+                             for key, value in getattr(report, "user_properties", ())):
         return "error", "E", "ERROR"
     return None
 
