@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from types import TracebackType
 
-__all__ = ["installed_suite_hint", "once", "without_stdlib_frames"]
+__all__ = ["installed_suite_hint", "once", "tidy"]
 
 # `Harness.scenario` is a @contextmanager: a failure raised when the `with` block ends passes
 # through contextlib's __exit__, whose source pytest would print as if it were the error
@@ -34,6 +34,20 @@ def _pruned(tb: TracebackType | None) -> TracebackType | None:
         entry.tb_next = after
         entry = after
     return tb
+
+
+# Hypothesis' FlakyFailure (a failure that did not repeat when replayed) carries the failure
+# as its sub-exception, and again, as text, in this note.
+_REPEATED_NOTE = "Failed to reproduce exception. Expected:"
+
+
+def tidy(exc: BaseException | None) -> None:
+    """Before pytest formats a failure of the suite: no stdlib frames, no repeated text."""
+    without_stdlib_frames(exc)
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        notes = getattr(exc, "__notes__", None)
+        if notes:
+            exc.__notes__ = [n for n in notes if not n.startswith(_REPEATED_NOTE)]
 
 
 def without_stdlib_frames(exc: BaseException | None) -> None:

@@ -34,7 +34,7 @@ from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._environment import SuiteEnvironmentError
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
-from ._presentation import installed_suite_hint, once, without_stdlib_frames
+from ._presentation import installed_suite_hint, once, tidy
 from ._report import PROPERTY, Verdicts
 
 IMPL_OPTION = "--impl"
@@ -310,7 +310,7 @@ def pytest_runtest_makereport(
 ) -> Iterator[None]:
     harness = getattr(item, "funcargs", {}).get("conformance")
     if harness is not None and call.excinfo is not None:
-        without_stdlib_frames(call.excinfo.value)
+        tidy(call.excinfo.value)
     report: pytest.TestReport = yield  # type: ignore[assignment]
     if harness is not None and report.failed and call.excinfo is not None:
         shown = once(call.excinfo.value)

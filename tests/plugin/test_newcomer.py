@@ -216,3 +216,34 @@ def test_summary_says_which_failure_to_read_first(pytester: pytest.Pytester) -> 
         "(S4). 2 clauses failed (S4, S11); a broken S4 often makes the later ones fail too, so "
         "fix it first and run again."
     ], result.outlines
+
+
+FLAKY_TEST = """
+import pytest
+from hypothesis import given, strategies as st
+
+from conformance._profiles import suite_settings
+
+calls = []
+
+
+@pytest.mark.clause("S4")
+@suite_settings()
+@given(n=st.integers(0, 3))
+def test_fails_once(conformance, n):
+    calls.append(n)
+    if len(calls) == 1:
+        raise AssertionError("only the first call: " + "schedule" + "-sensitive")
+"""
+
+
+def test_a_failure_that_did_not_repeat_is_printed_once(pytester: pytest.Pytester) -> None:
+    """Hypothesis' FlakyFailure holds the failure as its sub-exception and again as a note
+    of text; the note goes."""
+    pytester.makepyfile(test_flaky=FLAKY_TEST)
+    result = run(pytester, "--impl=select")
+    result.assert_outcomes(failed=1)
+    section = _failure_section(result)
+    assert "FlakyFailure" in section, section
+    assert section.count("schedule-sensitive") == 1, section
+    assert "Failed to reproduce exception" not in section, section
