@@ -8,7 +8,10 @@ summary naming the failure to read first.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,9 @@ from conformance._clauses import CLAUSES
 from ._support import MYIMPL, S4_TEST, S5_TEST, run, summary_row
 
 pytest_plugins = ["pytester"]
+
+#: This checkout: the subprocess must run this suite, whatever is installed.
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A server whose stop() never calls on_release: every scenario fails as it ends (S2, S11),
 #: inside the harness' `with` block exit -- where contextlib's frame used to show.
@@ -71,19 +77,24 @@ make_server = Plain
 """
 
 
-def _console_pytest() -> str:
-    """The `pytest` script beside this interpreter: unlike `python -m pytest`, it does not
-    put the directory it runs in on sys.path."""
+def _plain_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """The `pytest` script beside this interpreter, as a user types it: unlike
+    `python -m pytest` it does not put the directory it runs in on sys.path (nor does this
+    run: pytester's own subprocesses would, through PYTHONPATH)."""
     script = Path(sys.executable).with_name("pytest")
     assert script.exists(), f"no pytest script beside {sys.executable}"
-    return str(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    began = time.monotonic()
+    done = subprocess.run([str(script), "-p", "no:cacheprovider", *args], cwd=pytester.path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    return pytest.RunResult(done.returncode, done.stdout.splitlines(),
+                            done.stderr.splitlines(), time.monotonic() - began)
 
 
 def test_plain_pytest_finds_module_factory_in_the_invocation_dir(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(newcomer_mod=MYIMPL, test_s5=S5_TEST)
-    result = pytester.run(_console_pytest(), "-p", "no:cacheprovider", "-p", "no:xdist",
-                          "--impl=newcomer_mod:make_server", timeout=120)
+    result = _plain_pytest(pytester, "-p", "no:xdist", "--impl=newcomer_mod:make_server")
     output = "\n".join(result.outlines + result.errlines)
     assert result.ret == pytest.ExitCode.OK, output
     assert "cannot import" not in output, output
@@ -108,9 +119,9 @@ def test_impl_dir_chooses_where_module_factory_is_imported_from(
 def test_pyargs_collects_the_installed_suite_and_the_path_form_says_so(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(newcomer_mod=MYIMPL)
-    collected = pytester.run(_console_pytest(), "-p", "no:cacheprovider", "--pyargs",
-                             "conformance", "--impl=newcomer_mod:make_server", "--clause=S5",
-                             "--collect-only", "-q", timeout=120)
+    collected = _plain_pytest(pytester, "--pyargs", "conformance",
+                              "--impl=newcomer_mod:make_server", "--clause=S5",
+                              "--collect-only", "-q")
     output = "\n".join(collected.outlines + collected.errlines)
     assert collected.ret == pytest.ExitCode.OK, output
     assert "test_s05_" in output, output
