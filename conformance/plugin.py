@@ -13,7 +13,8 @@ until a test asks for its fixtures. What it adds:
 - a report header, and an implementation x clause summary at the end (`--conformance-report`
   writes it as JSON).
 
-Loading lives in `_loading.py`, the verdict table in `_report.py`.
+Loading lives in `_loading.py`, the verdict table in `_report.py`, how a failure is shown
+in `_presentation.py`.
 """
 
 from __future__ import annotations
