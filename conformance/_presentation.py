@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
 __all__ = ["installed_suite_hint", "once", "tidy"]
@@ -100,14 +101,17 @@ def _spliced(outer: TracebackType | None, inner: TracebackType | None) -> Traceb
     return tb
 
 
-def installed_suite_hint(args: Sequence[str], message: str) -> str | None:
-    """For `pytest conformance ...` outside a checkout of io-conformance: where the suite
-    is a path only in a checkout, an installed suite is a package (`--pyargs`)."""
-    named = [a for a in args if a.split("::")[0].rstrip("/").split("/")[0] == "conformance"]
-    if not named or f"not found: {named[0]}" not in message:
-        return None
-    return (
-        "io-conformance is installed here as the package 'conformance', not a directory: run "
-        "`pytest --pyargs conformance --impl=...` (the path form `pytest conformance` works in "
-        "a checkout of io-conformance)."
-    )
+def installed_suite_hint(args: Sequence[str], invocation_dir: Path) -> list[str] | None:
+    """For `pytest conformance ...` outside a checkout of io-conformance: there the suite is
+    a package (`--pyargs`), not a path. The error lines, or None if every path exists.
+    (Checked at startup: under xdist, pytest's own "not found" is lost in the workers.)"""
+    for arg in args:
+        path = arg.split("::")[0]
+        if path.rstrip("/").split("/")[0] == "conformance" and not (invocation_dir / path).exists():
+            return [
+                f"file or directory not found: {arg}",
+                "io-conformance is installed here as the package 'conformance', not a "
+                "directory: run `pytest --pyargs conformance --impl=...` (the path form "
+                "`pytest conformance` works in a checkout of io-conformance).",
+            ]
+    return None

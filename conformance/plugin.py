@@ -88,6 +88,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
     )
     config.stash[_stuck_before_key] = set(stuck_calls())
+    if not config.getoption("pyargs", False):
+        missing = installed_suite_hint(config.args, config.invocation_params.dir)
+        if missing is not None:
+            raise pytest.UsageError(*missing)
     scale = config.getoption("conformance_timeout_scale")
     if scale is None or not math.isfinite(scale) or scale <= 0:
         raise pytest.UsageError(
@@ -266,17 +270,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if harness is not None:
         harness.begin_test(item.nodeid)  # each test has its own shrink budget
     return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_collection(session: pytest.Session) -> Iterator[None]:
-    try:
-        return (yield)
-    except pytest.UsageError as exc:
-        hint = installed_suite_hint(session.config.args, "\n".join(map(str, exc.args)))
-        if hint is None:
-            raise
-        raise pytest.UsageError(*exc.args, hint) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -116,8 +116,7 @@ def test_impl_dir_chooses_where_module_factory_is_imported_from(
     assert f"({pytester.path}; --impl-dir=DIR to choose another)" in text, text
 
 
-def test_pyargs_collects_the_installed_suite_and_the_path_form_says_so(
-        pytester: pytest.Pytester) -> None:
+def test_pyargs_collects_the_installed_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(newcomer_mod=MYIMPL)
     collected = _plain_pytest(pytester, "--pyargs", "conformance",
                               "--impl=newcomer_mod:make_server", "--clause=S5",
@@ -126,11 +125,19 @@ def test_pyargs_collects_the_installed_suite_and_the_path_form_says_so(
     assert collected.ret == pytest.ExitCode.OK, output
     assert "test_s05_" in output, output
 
-    path_form = run(pytester, "conformance", "--impl=newcomer_mod:make_server")
-    assert path_form.ret == pytest.ExitCode.USAGE_ERROR
-    errors = "\n".join(path_form.errlines)
-    assert "file or directory not found: conformance" in errors, errors
-    assert "run `pytest --pyargs conformance --impl=...`" in errors, errors
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_path_form_outside_a_checkout_says_to_use_pyargs(pytester: pytest.Pytester,
+                                                             xdist: list[str]) -> None:
+    """Under xdist, pytest's own "not found" would be lost in the workers: no tests, exit 5."""
+    result = run(pytester, *xdist, "conformance", "--impl=select")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.outlines + result.errlines
+    assert [line for line in result.errlines if line] == [
+        "ERROR: file or directory not found: conformance",
+        "ERROR: io-conformance is installed here as the package 'conformance', not a directory: "
+        "run `pytest --pyargs conformance --impl=...` (the path form `pytest conformance` works "
+        "in a checkout of io-conformance).",
+    ], result.errlines
 
 
 def test_impl_fixture_raises_no_deprecation_warning(pytester: pytest.Pytester) -> None:
