@@ -20,17 +20,21 @@ __all__ = ["installed_suite_hint", "once", "tidy"]
 _HIDDEN_FILES = frozenset({os.path.normcase(os.path.abspath(contextlib.__file__))})
 
 
-def _hidden(tb: TracebackType) -> bool:
-    return os.path.normcase(os.path.abspath(tb.tb_frame.f_code.co_filename)) in _HIDDEN_FILES
+def _hidden(tb: TracebackType, marked: bool) -> bool:
+    """`marked`: also the frames that hide themselves (`__tracebackhide__`), for pytest
+    prints the members of an exception group as Python does, without its own filter."""
+    if os.path.normcase(os.path.abspath(tb.tb_frame.f_code.co_filename)) in _HIDDEN_FILES:
+        return True
+    return marked and bool(tb.tb_frame.f_locals.get("__tracebackhide__"))
 
 
-def _pruned(tb: TracebackType | None) -> TracebackType | None:
-    while tb is not None and _hidden(tb):
+def _pruned(tb: TracebackType | None, marked: bool = False) -> TracebackType | None:
+    while tb is not None and _hidden(tb, marked):
         tb = tb.tb_next
     entry = tb
     while entry is not None:
         after = entry.tb_next
-        while after is not None and _hidden(after):
+        while after is not None and _hidden(after, marked):
             after = after.tb_next
         entry.tb_next = after
         entry = after
@@ -51,14 +55,17 @@ def tidy(exc: BaseException | None) -> None:
             exc.__notes__ = [n for n in notes if not n.startswith(_REPEATED_NOTE)]
 
 
-def without_stdlib_frames(exc: BaseException | None) -> None:
-    """Drop contextlib's frames from the tracebacks of `exc` and the exceptions chained to
-    it. The first entry of `exc`'s own traceback is pytest's (it caught it), so the
-    traceback object pytest holds stays the head of the list and sees the change."""
+def without_stdlib_frames(exc: BaseException | None, in_group: bool = False) -> None:
+    """Drop contextlib's frames from the tracebacks of `exc`, the exceptions chained to it
+    and the members of a group. The first entry of `exc`'s own traceback is pytest's (it
+    caught it), so the traceback object pytest holds stays the head and sees the change."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        exc.__traceback__ = _pruned(exc.__traceback__)
+        exc.__traceback__ = _pruned(exc.__traceback__, in_group)
+        if isinstance(exc, BaseExceptionGroup):
+            for member in exc.exceptions:
+                without_stdlib_frames(member, in_group=True)
         exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
