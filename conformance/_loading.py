@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,11 +122,12 @@ def _choices() -> str:
     )
 
 
-def resolve(spec: str | tuple[str, Mapping[str, Any]]) -> Impl:
+def resolve(spec: str | tuple[str, Mapping[str, Any]], impl_dir: str | None = None) -> Impl:
     """Turn `"select"`, `("select", {"workers": 4})` or `"pkg.mod:f"` into an `Impl`.
 
     The second form fixes ServerConfig fields for every test (the fixture-override form).
-    Raises ImplError with an actionable message.
+    `impl_dir`: where a `module:factory` is imported from first (the plugin passes the
+    directory pytest was run in, or `--impl-dir`). Raises ImplError with an actionable message.
     """
     name, overrides = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
     unknown = set(overrides) - set(ServerConfig.__dataclass_fields__)
@@ -142,7 +144,7 @@ def resolve(spec: str | tuple[str, Mapping[str, Any]]) -> Impl:
         if ":" not in name:
             raise ImplError(f"--impl={name}: no implementation is called {name!r}. {_choices()}")
         target = name
-    factory = _load(name, target)
+    factory = _load(name, target, impl_dir)
     label = name if not overrides else f"{name}({_describe(overrides)})"
     return Impl(label, factory, overrides)
 
@@ -151,21 +153,27 @@ def _describe(overrides: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
 
 
-def _load(name: str, target: str) -> ServerFactory:
+def _load(name: str, target: str, impl_dir: str | None = None) -> ServerFactory:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ImplError(
             f"--impl={name}: {target!r} is not of the form 'package.module:factory'. "
             + _HOW_TO_NAME_YOURS
         )
+    if impl_dir is not None and impl_dir not in sys.path:
+        # As an app server finds its app (uvicorn's --app-dir): plain `pytest` does not put
+        # the directory it runs in on sys.path, only `python -m pytest` does. It stays there,
+        # so that the module's own imports, even late ones, find their neighbours.
+        sys.path.insert(0, impl_dir)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise ImplError(
             f"--impl={name}: cannot import module {module_name!r} "
             f"({type(exc).__name__}: {exc}). Check the spelling, and that the package is "
-            "installed in this environment (`pip install -e path/to/it`) or importable from "
-            "the directory you run pytest in."
+            "installed in this environment (`pip install -e path/to/it`) or in the directory "
+            f"modules are imported from first ({impl_dir or 'the directory you run pytest in'}; "
+            "--impl-dir=DIR to choose another)."
         ) from exc
     obj: object = module
     for part in attr.split("."):

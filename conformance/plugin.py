@@ -14,7 +14,7 @@ until a test asks for its fixtures. What it adds:
 - `--conformance-report=DIR` (report.json, report.html), `--conformance-xfail=FILE`.
 
 Loading lives in `_loading.py`, the verdict table in `_report.py`, the report files and the
-xfail file in `_report_files.py`.
+xfail file in `_report_files.py`, how a failure is shown in `_presentation.py`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import math
 import os
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,15 +36,19 @@ from ._calls import stuck_calls
 from ._clauses import CLAUSES
 from ._environment import SuiteEnvironmentError
 from ._loading import Impl, ImplError, check_interface, parse_impl_option, resolve, smoke_start
+from ._presentation import installed_suite_hint, once, tidy
 from ._report import PROPERTY, Verdicts
 
 IMPL_OPTION = "--impl"
+IMPL_DIR_OPTION = "--impl-dir"
 TIMEOUT_SCALE_OPTION = "--conformance-timeout-scale"
 CLAUSE_OPTION = "--clause"
 REPORT_OPTION = _report_files.REPORT_OPTION
 XFAIL_OPTION = _report_files.XFAIL_OPTION
 
 _specs_key: pytest.StashKey[list[str]] = pytest.StashKey()
+# impl name -> whether its servers opt in to fault injection (have inject_faults)
+_faults_key: pytest.StashKey[dict[str, bool]] = pytest.StashKey()
 # impl name -> where its first server wedged, and the clause (see _run.ImplWedged)
 _wedged_key: pytest.StashKey[dict[str, tuple[str, str]]] = pytest.StashKey()
 _exitstatus_key: pytest.StashKey[int] = pytest.StashKey()
@@ -57,6 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="implementation(s) to check: a built-in (blocking, select, epoll, iocp, trio), "
         "an entry point in the group conformance.impls, 'package.module:factory', or 'all' "
         "(default: all built-ins)",
+    )
+    group.addoption(
+        IMPL_DIR_OPTION, dest="conformance_impl_dir", default=".", metavar="DIR",
+        help="import a 'module:factory' from DIR first (like an app server's --app-dir); "
+        "default: the directory pytest runs in",
     )
     group.addoption(
         TIMEOUT_SCALE_OPTION, dest="conformance_timeout_scale", type=float, default=1.0,
@@ -76,6 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "clause(*ids): the contract clauses (S1..S13) this test checks"
     )
     config.stash[_stuck_before_key] = set(stuck_calls())
+    if not config.getoption("pyargs", False):
+        missing = installed_suite_hint(config.args, config.invocation_params.dir)
+        if missing is not None:
+            raise pytest.UsageError(*missing)
     scale = config.getoption("conformance_timeout_scale")
     if scale is None or not math.isfinite(scale) or scale <= 0:
         raise pytest.UsageError(
@@ -103,19 +118,22 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         option = config.getoption("conformance_impl")
         specs = parse_impl_option(option)
+        config.stash[_faults_key] = {}
         if option is not None:
             # Named explicitly: check now, so a typo is one clear paragraph, not 50 errors.
             # (A start() or stop() that hangs or raises is a verdict, not a usage error.)
             for spec in specs:
-                impl = resolve(spec)
+                impl = resolve(spec, impl_dir(config))
                 check_interface(impl)
+                config.stash[_faults_key][impl.name] = opts_in_to_faults(impl)
                 if not hasattr(config, "workerinput"):  # once, in the xdist controller
                     smoke_start(impl, 5.0 * scale)
     except ImplError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_specs_key] = specs
     config.stash[_wedged_key] = {}
-    config.pluginmanager.register(_RunPlugin.with_impl_fixture(config, specs), "conformance-run")
+    config.pluginmanager.register(_RunPlugin(config, specs), "conformance-run")
+    config.pluginmanager.register(_impl_fixture(specs), "conformance-impl")
     _report_files.configure(config, scale)
 
 
@@ -153,31 +171,52 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     os._exit(status)
 
 
+def impl_dir(config: pytest.Config) -> str:
+    """Where a `module:factory` is imported from first: `--impl-dir`, relative to the
+    directory pytest was started in (with `python -m pytest` and plain `pytest` alike)."""
+    chosen = config.getoption("conformance_impl_dir", None) or "."
+    return str((config.invocation_params.dir / Path(chosen)).resolve())
+
+
+def opts_in_to_faults(impl: Impl) -> bool:
+    """Whether the implementation's servers take faults (`inject_faults`); the factory does
+    no I/O, so building one to look costs nothing."""
+    return callable(getattr(impl.build(impl.config()), "inject_faults", None))
+
+
+def _faults_header(opted: dict[str, bool]) -> str:
+    off = " (no inject_faults(): runs fault-free, see docs/plugging-in.md section 7)"
+    cells = ", ".join(f"{name} {'on' if on else 'off' + off}" for name, on in opted.items())
+    return (f"conformance: fault injection: {cells}; which faults each test met: "
+            "--hypothesis-show-statistics")
+
+
+def _impl_fixture(specs: list[str]) -> types.ModuleType:
+    """A plugin holding the `impl` fixture, its params from the command line; a conftest.py
+    fixture named `impl` overrides it. A module, not a class: pytest 9 deprecates
+    module-scoped fixtures that are instance methods (PytestRemovedIn10Warning)."""
+
+    @pytest.fixture(scope="module", params=[pytest.param(s, id=s) for s in specs])
+    def impl(request: pytest.FixtureRequest) -> Any:
+        """The implementation under test: "name", "pkg.mod:factory" or (name, config)."""
+        return request.param
+
+    holder = types.ModuleType("conformance.impl_fixture")
+    holder.impl = impl  # type: ignore[attr-defined]
+    return holder
+
+
 def _requested_clauses(config: pytest.Config) -> list[str]:
     raw: list[str] = config.getoption("conformance_clauses") or []
     return [c.strip().upper() for item in raw for c in item.split(",") if c.strip()]
 
 
 class _RunPlugin:
-    """Per-run state, registered at configure time: the `impl` fixture (its params come from
-    the command line; a conftest.py fixture named `impl` overrides it) and the verdicts."""
+    """Per-run state, registered at configure time: the verdicts."""
 
     def __init__(self, config: pytest.Config, specs: list[str]) -> None:
         self.config = config
-        self.verdicts = Verdicts()
-
-
-    @classmethod
-    def with_impl_fixture(cls, config: pytest.Config, specs: list[str]) -> _RunPlugin:
-        """An instance whose class carries `impl` (pytest reads fixtures off the class)."""
-
-        @pytest.fixture(scope="module", params=[pytest.param(s, id=s) for s in specs])
-        def impl(self: _RunPlugin, request: pytest.FixtureRequest) -> Any:
-            """The implementation under test: "name", "pkg.mod:factory" or (name, config)."""
-            return request.param
-
-        run: _RunPlugin = type("ConformanceRun", (cls,), {"impl": impl})(config, specs)
-        return run
+        self.verdicts = Verdicts(requested=set(_requested_clauses(config)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
@@ -204,7 +243,7 @@ def conformance_impl(impl: Any, pytestconfig: pytest.Config) -> Impl:
             f"fixture, which chose {impl!r}. Remove one of the two."
         ), stacklevel=1)
     try:
-        loaded = resolve(impl)
+        loaded = resolve(impl, impl_dir(pytestconfig))
         check_interface(loaded)
     except ImplError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -244,23 +283,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if config.getoption("conformance_impl") is None:
         return None
     specs: list[str] = config.stash[_specs_key]
-    return (
+    return [
         f"conformance: impl={', '.join(specs)}; "
         f"timeout scale {config.getoption('conformance_timeout_scale'):g}; "
-        f"hypothesis profile {config.getoption('hypothesis_profile', None) or 'conformance'}"
-    )
+        f"hypothesis profile {config.getoption('hypothesis_profile', None) or 'conformance'}",
+        _faults_header(config.stash[_faults_key]),
+    ]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Iterator[None]:
-    report: pytest.TestReport = yield  # type: ignore[assignment]
     harness = getattr(item, "funcargs", {}).get("conformance")
+    if harness is not None and call.excinfo is not None:
+        tidy(call.excinfo.value)
+    report: pytest.TestReport = yield  # type: ignore[assignment]
+    if harness is not None and report.failed and call.excinfo is not None:
+        shown = once(call.excinfo.value)
+        if shown is not None:
+            report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(shown))
     if harness is not None and (report.when == "call" or report.failed):
         clauses = [c for m in item.iter_markers("clause") for c in m.args]
         if report.skipped:
@@ -291,7 +337,7 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     (the implementation failed it); the run still fails."""
     if report.failed and any(key == PROPERTY and isinstance(value, dict)
                              and value.get("environment")
-                             for key, value in report.user_properties):
+                             for key, value in getattr(report, "user_properties", ())):
         return "error", "E", "ERROR"
     return None
 

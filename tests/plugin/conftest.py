@@ -15,3 +15,19 @@ from conformance import _profiles
 def _keep_outer_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     """An in-process run's pytest_configure activates its own suite profile; restore ours."""
     monkeypatch.setattr(_profiles, "_active", _profiles.active())
+
+
+#: The repository's own rule (pyproject.toml) for the runs inside: there, too, a deprecation
+#: from pytest or Hypothesis is an error, in-process and in a subprocess alike.
+STRICT_INI = """
+[pytest]
+filterwarnings =
+    error::pytest.PytestDeprecationWarning
+    error::hypothesis.errors.HypothesisDeprecationWarning
+"""
+
+
+@pytest.fixture(autouse=True)
+def _deprecations_are_errors_inside(request: pytest.FixtureRequest) -> None:
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini(STRICT_INI)
