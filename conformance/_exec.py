@@ -158,6 +158,7 @@ class ExecServer:
         self._stderr_size = 0
         self._stderr_done = threading.Event()
         self._hello = threading.Event()
+        self._eof = threading.Event()  # the program's stdout ended (or broke)
         self._at_hello: tuple[int, int] | None = None  # (sockets, threads) when HELLO came
         self._after_stop: tuple[list[str], int] | None = None
 
@@ -190,7 +191,7 @@ class ExecServer:
         try:
             if not self._hello.wait(limit):
                 self._fail_now(f"the program's HELLO frame (within {limit:g} s of starting it)",
-                               "none came")
+                               f"no HELLO came within {limit:g} s")
             self._check_broken("the program's HELLO frame")
             left = max(limit - (time.monotonic() - began), 0.0)
             frame = self._command(
@@ -312,7 +313,8 @@ class ExecServer:
             self._check_broken(what)
             self._write(wire.encode(make(tag)), what, deadline)
             if not pending.done.wait(max(deadline - time.monotonic(), 0.0)):
-                self._fail_now(f"{what} (within {timeout:g} s)", "no answer came")
+                self._fail_now(f"{what} (within {timeout:g} s)",
+                               f"no answer came within {timeout:g} s")
         finally:
             with self._lock:
                 self._pending.pop(tag, None)
@@ -379,6 +381,7 @@ class ExecServer:
                                 f"{reader.frames} good frames: {exc}")
                     return
                 if frame is None:
+                    self._eof.set()
                     self._break(f"the program closed its stdout (after {reader.frames} "
                                 "frames)")
                     return
@@ -393,6 +396,7 @@ class ExecServer:
         finally:
             self._hello.set()
             self._events.put(_STOP_DISPATCH)
+            self._eof.set()
 
     def _on_hello(self, frame: wire.Frame) -> bool:
         if not isinstance(frame, wire.Hello):
@@ -517,9 +521,11 @@ class ExecServer:
             raise ProgramFailed(self._describe(what, why))
 
     def _fail_now(self, what: str, actual: str) -> None:
-        """Raise ProgramFailed for a wait that passed its deadline (or an earlier failure)."""
+        """Raise ProgramFailed: the wait for `what` failed with `actual` (or an earlier
+        failure). The channel is broken from now on: a late answer could not be told from a
+        wrong one, so no more calls go to the program."""
+        self._break(actual)
         self._check_broken(what)
-        raise ProgramFailed(self._describe(what, actual))
 
     def _describe(self, what: str, actual: str) -> str:
         self._settle()
@@ -530,10 +536,10 @@ class ExecServer:
         return f"{why}; {self.diagnostics()}"
 
     def _settle(self) -> None:
-        """A program that is failing is often exiting: give it a moment to, so the message
-        has its exit status and the last of its stderr (bounded)."""
+        """A program that closed its stdout is most likely exiting: give it a moment to, so
+        the message has its exit status and the last of its stderr (bounded)."""
         proc = self._proc
-        if proc is None:
+        if proc is None or not self._eof.is_set():
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(0.5 * self._deadlines.scale)
@@ -565,8 +571,10 @@ class ExecServer:
     # ---- the end
 
     def _shutdown(self, check_exit: bool = False) -> None:
-        """EOF on stdin, then the process group is killed; with `check_exit`, a program that
-        does not exit on EOF, or leaves processes of its group behind, fails S11 here."""
+        """EOF on stdin, then the process group is killed. With `check_exit` (the program
+        answered STOP), it is given time to exit on that EOF, and a program that does not, or
+        leaves processes of its group behind, fails S11 here; otherwise (a failure) the group
+        is killed at once."""
         proc = self._proc
         if proc is None:
             return
@@ -577,7 +585,7 @@ class ExecServer:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         try:
-            proc.wait(self._deadlines.exit)
+            proc.wait(self._deadlines.exit if check_exit else 0)
         except subprocess.TimeoutExpired:
             problem = (f"the program did not exit within {self._deadlines.exit:g} s of EOF on "
                        f"its stdin")
