@@ -31,6 +31,7 @@ import os
 import queue
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -596,8 +597,8 @@ class ExecServer:
         if problem and check_exit:
             message = self._describe("the program to exit once its stdin closed", problem)
         _kill_group(proc)
-        for thread in self._threads:
-            thread.join(self._deadlines.exit)
+        for thread in self._threads:  # they end on the pipes' EOF, now that it is killed
+            thread.join(self._deadlines.exit if check_exit else 0.2 * self._deadlines.scale)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -655,7 +656,25 @@ def exec_server(argv: Sequence[str] | str, env: Mapping[str, str] | None = None,
 
 
 def parse_exec(spec: str) -> ServerFactory | None:
-    """The factory for an `--impl=exec:COMMAND` value, None for any other value."""
+    """The factory for an `--impl=exec:COMMAND` value, None for any other value. A command
+    that cannot be run is a usage error (`ImplError`), like a module that cannot be imported."""
+    from ._loading import ImplError
+
     if not spec.startswith(EXEC_PREFIX):
         return None
-    return exec_server(spec[len(EXEC_PREFIX):])
+    try:
+        args = shlex.split(spec[len(EXEC_PREFIX):])
+    except ValueError as exc:
+        raise ImplError(f"--impl={spec}: the command cannot be split into words ({exc}); "
+                        "quote it as a shell would") from None
+    if not args:
+        raise ImplError(f"--impl={spec}: no command after '{EXEC_PREFIX}'. Name a program "
+                        "that speaks the wire protocol, e.g. --impl='exec:./my-server "
+                        "--flag' (docs/wire-protocol.md).")
+    program = args[0]
+    if shutil.which(program) is None:
+        where = "no such file, or not executable" if os.sep in program else "not on PATH"
+        raise ImplError(f"--impl={spec}: cannot run {program!r} ({where}). Give the path of a "
+                        "program that speaks the wire protocol (docs/wire-protocol.md), "
+                        "e.g. --impl='exec:./build/my-server'.")
+    return exec_server(args)

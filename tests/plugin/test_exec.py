@@ -9,6 +9,7 @@ no process any mode started may be alive.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import time
@@ -128,8 +129,22 @@ def test_the_program_runs_with_the_arguments_and_environment_given() -> None:
     assert server.argv[-1] == "--impl=select"
     assert server.env is not None and server.env["WIRE_TEST"] == "1"
     assert server.env["PATH"] == os.environ["PATH"]
-    spec = parse_exec("exec:./my-server --port-file 'a b'")
+    spec = parse_exec(f"exec:{shlex.quote(sys.executable)} -m impls.wire --name 'a b'")
     assert spec is not None
     named = spec(ServerConfig())
-    assert isinstance(named, ExecServer) and named.argv == ["./my-server", "--port-file", "a b"]
+    assert isinstance(named, ExecServer)
+    assert named.argv == [sys.executable, "-m", "impls.wire", "--name", "a b"]
     assert parse_exec("epoll") is None
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("exec:", "no command after 'exec:'"),
+    ("exec:./no-such-server --port 1", "cannot run './no-such-server' (no such file"),
+    ("exec:no-such-server-on-path", "cannot run 'no-such-server-on-path' (not on PATH)"),
+    ("exec:'unclosed", "cannot be split into words"),
+])
+def test_a_command_that_cannot_run_is_a_usage_error(spec: str, says: str) -> None:
+    from conformance._loading import ImplError, resolve
+
+    with pytest.raises(ImplError, match=re.escape(says)):
+        resolve(spec)
