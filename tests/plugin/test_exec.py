@@ -148,3 +148,48 @@ def test_a_command_that_cannot_run_is_a_usage_error(spec: str, says: str) -> Non
 
     with pytest.raises(ImplError, match=re.escape(says)):
         resolve(spec)
+
+
+#: Two properties, one example each: the FIN rule (a reply from inside the last on_recv,
+#: then the peer's FIN: RETURNED) and S11's leak check measured on the program.
+OVER_THE_WIRE = """
+import pytest
+
+from conformance.faults import FaultPlan
+from conformance.suite.test_s11_stop import test_s11_no_leaks_across_cycles as leaks
+from conformance.suite.test_s13_reentrancy import test_s13_calls_from_inside_callbacks as calls
+
+
+@pytest.mark.clause("S13")
+def test_calls(conformance):
+    calls.hypothesis.inner_test(conformance, n=2, disconnect_in_recv=False, faults=FaultPlan(()))
+
+
+@pytest.mark.clause("S11")
+def test_leaks(conformance):
+    leaks.hypothesis.inner_test(conformance, sessions=2)
+"""
+
+
+def test_the_python_program_passes_and_a_leak_in_the_program_is_caught(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`impls.wire` wrapping select passes; wrapping the S11 mutant whose stop() leaves the
+    completion port's thread running, it fails S11 on the program's own thread count."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makepyfile(test_wire=OVER_THE_WIRE)
+    good = f"exec:{shlex.quote(sys.executable)} -m impls.wire --impl=select"
+    leaky = (f"exec:{shlex.quote(sys.executable)} -m impls.wire "
+             "--impl=tests.mutants.m_s11_iocp_port_never_closed:make_server")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", f"--impl={good},{leaky}",
+        "--junitxml=junit.xml", timeout=RUN_LIMIT)
+    output = "\n".join(result.outlines + result.errlines)
+    cases = {case.get("name", ""): case.find("failure")
+             for case in ET.parse(pytester.path / "junit.xml").iter("testcase")}
+    assert cases[f"test_calls[{good}]"] is None, output
+    assert cases[f"test_leaks[{good}]"] is None, output
+    failure = cases[f"test_leaks[{leaky}]"]
+    assert failure is not None, output
+    text = failure.text or ""
+    assert "S11 " in text and "threads, 2 when it said HELLO" in text, text
