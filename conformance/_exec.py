@@ -253,7 +253,7 @@ class ExecServer:
             if not drained.wait(max(limit - (time.monotonic() - began), 0.1)):
                 raise ProgramFailed("the suite's own callbacks for the program's events did "
                                     "not finish before stop()'s deadline")
-            self._after_stop = self._measure()
+            self._after_stop = self._measure_after_stop()
             clean = True
         finally:
             self._shutdown(check_exit=clean)
@@ -548,6 +548,23 @@ class ExecServer:
             self._stderr_done.wait(0.5 * self._deadlines.scale)
 
     # ---- S11 from /proc
+
+    def _measure_after_stop(self) -> tuple[list[str], int]:
+        """`_measure`, repeated for a moment while it finds more than at HELLO: a thread that
+        was joined can still be listed in /proc/<pid>/task until the kernel has finished
+        its exit (Python's join() returns a little before that), and nothing signals that
+        moment to another process, so the count is re-read with a growing pause, 1 s at
+        most (at scale 1)."""
+        deadline = time.monotonic() + self._deadlines.scale
+        pause, wait = 0.001, threading.Event()
+        while True:
+            found = self._measure()
+            before = self._at_hello
+            if before is None or (len(found[0]) <= before[0] and found[1] <= before[1]) \
+                    or time.monotonic() >= deadline:
+                return found
+            wait.wait(pause)  # re-reading /proc: there is no event to wait for
+            pause = min(pause * 2, 0.05)
 
     def _measure_counts(self) -> tuple[int, int]:
         sockets, threads = self._measure()
