@@ -105,7 +105,16 @@ class Deadlines:
 
     @property
     def exit(self) -> float:
-        return EXIT_AFTER_EOF * self.scale
+        """How long a program may take to exit on EOF. An interpreter's exit takes what it
+        takes on a busy machine, so a scale below 1 (the plugin's own tests) does not
+        shorten it."""
+        return EXIT_AFTER_EOF * max(self.scale, 1.0)
+
+    @property
+    def settle(self) -> float:
+        """How long a failing program that closed its stdout gets to finish exiting, so the
+        message has its exit status (see `exit` for the scale)."""
+        return 0.5 * max(self.scale, 1.0)
 
 
 _deadlines = Deadlines()
@@ -160,6 +169,7 @@ class ExecServer:
         self._stderr_done = threading.Event()
         self._hello = threading.Event()
         self._eof = threading.Event()  # the program's stdout ended (or broke)
+        self._settled = False
         self._at_hello: tuple[int, int] | None = None  # (sockets, threads) when HELLO came
         self._after_stop: tuple[list[str], int] | None = None
 
@@ -540,12 +550,13 @@ class ExecServer:
         """A program that closed its stdout is most likely exiting: give it a moment to, so
         the message has its exit status and the last of its stderr (bounded)."""
         proc = self._proc
-        if proc is None or not self._eof.is_set():
+        if proc is None or not self._eof.is_set() or self._settled:
             return
+        self._settled = True  # once: a program that closed stdout and runs on costs one wait
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(0.5 * self._deadlines.scale)
+            proc.wait(self._deadlines.settle)
         if proc.poll() is not None:
-            self._stderr_done.wait(0.5 * self._deadlines.scale)
+            self._stderr_done.wait(self._deadlines.settle)
 
     # ---- S11 from /proc
 
