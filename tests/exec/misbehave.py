@@ -16,8 +16,6 @@ Modes:
     silent            stop reading commands on the first RECV (never answers again)
     no-exit           ignore EOF on stdin: go on sleeping after STOP
     child             start a child process that outlives the program
-    no-returned       take each event as done once written: close at a peer's FIN without
-                      waiting for RETURNED (breaks the FIN rule, docs/wire-protocol.md §4)
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from conformance import _wire as wire
 from impls import wire as program
 
 MODES = ("exit-at-start", "slow-start", "wrong-version", "crash-mid-session", "garbage",
-         "silent", "no-exit", "child", "no-returned")
+         "silent", "no-exit", "child")
 
 
 def record(pid: int, role: str) -> None:
@@ -89,8 +87,6 @@ def main() -> int:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         record(child.pid, "child")
         say(f"started a helper process {child.pid} and will not wait for it")
-    if mode == "no-returned":
-        program.Channel.event = program.Channel.write  # type: ignore[method-assign]
     commands = Commands()
     first_recv = threading.Event()
     original = program.Events.on_recv
