@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import fcntl
 import os
 import queue
 import select
@@ -34,6 +35,8 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import termios
 import threading
 import time
 from collections import deque
@@ -154,6 +157,7 @@ class ExecServer:
         self._deadlines = _deadlines
         self._write_lock = threading.Lock()
         self._lock = threading.Lock()  # guards the fields below
+        self._stderr_cond = threading.Condition(self._lock)  # the stderr tail grew
         self._tags = 0
         self._pending: dict[int, _Pending] = {}
         self._broken: str | None = None  # why the program can no longer be trusted
@@ -277,6 +281,7 @@ class ExecServer:
             return f"the program {shlex.join(self.argv)!r} was not started"
         code = proc.poll()
         status = "is still running" if code is None else _exit_status(code)
+        self._catch_up()
         tail = self.stderr_tail().rstrip()
         shown = "\n".join("    " + line for line in tail.splitlines()) if tail else "    (empty)"
         return (f"the program {shlex.join(self.argv)!r} (pid {proc.pid}) {status}; "
@@ -484,20 +489,52 @@ class ExecServer:
                     self._send_quietly(wire.Returned(sid))
 
     def _read_stderr(self) -> None:
+        """Keep the stderr tail. Each read happens under the lock, once select() says bytes
+        are there: so any byte the program wrote is either still in the pipe or in the tail,
+        which lets `stderr_tail` wait until the pipe is empty (`_catch_up`)."""
         proc = self._proc
         assert proc is not None and proc.stderr is not None
         try:
             fd = proc.stderr.fileno()
-            while chunk := os.read(fd, 4096):
-                with self._lock:
+            os.set_blocking(fd, False)
+            while True:
+                select.select([fd], [], [])
+                with self._stderr_cond:
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        return
                     self._stderr.append(chunk)
                     self._stderr_size += len(chunk)
                     while self._stderr_size - len(self._stderr[0]) >= STDERR_TAIL:
                         self._stderr_size -= len(self._stderr.popleft())
+                    self._stderr_cond.notify_all()
         except (OSError, ValueError):
             pass
         finally:
             self._stderr_done.set()
+            with self._stderr_cond:
+                self._stderr_cond.notify_all()
+
+    def _catch_up(self) -> None:
+        """Wait (briefly, bounded) until the stderr reader has taken every byte in the pipe:
+        the program's last words before what is being reported may be in it still."""
+        proc = self._proc
+        if proc is None or proc.stderr is None:
+            return
+        deadline = time.monotonic() + self._deadlines.settle
+        with self._stderr_cond:
+            while not self._stderr_done.is_set():
+                try:
+                    waiting = fcntl.ioctl(proc.stderr.fileno(), termios.FIONREAD, b"\0" * 4)
+                except (OSError, ValueError):
+                    return
+                left = deadline - time.monotonic()
+                if int.from_bytes(waiting, sys.byteorder) == 0 or left <= 0:
+                    return
+                self._stderr_cond.wait(left)
 
     # ---- failing
 
