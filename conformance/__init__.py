@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._checker import ConformanceFailure as ConformanceFailure
     from ._clauses import CLAUSES as CLAUSES
     from ._environment import SuiteEnvironmentError as SuiteEnvironmentError
+    from ._exec import exec_server as exec_server
     from .faults import FaultInjector as FaultInjector
 
 # The plugin imports this package in every pytest run of the environment, so the heavier
@@ -43,6 +44,7 @@ _LAZY = {
     "CLAUSES": "_clauses",
     "SuiteEnvironmentError": "_environment",
     "FaultInjector": "faults",
+    "exec_server": "_exec",
 }
 
 
@@ -62,4 +64,5 @@ __all__ = [
     "SessionHandler",
     "SessionServer",
     "SuiteEnvironmentError",
+    "exec_server",
 ]

@@ -17,6 +17,7 @@ PUBLIC = [
     "SessionHandler",
     "SessionServer",
     "SuiteEnvironmentError",
+    "exec_server",
 ]
 
 
