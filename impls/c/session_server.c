@@ -118,7 +118,7 @@ enum { HELLO = 0x01, STARTED = 0x02, RESULT = 0x03, FAILED = 0x04,
        EV_CONNECT = 0x10, EV_RECV = 0x11, EV_RELEASE = 0x12 };
 /* Suite -> program: */
 enum { CMD_START = 0x81, CMD_SEND = 0x82, CMD_DISCONNECT = 0x83, CMD_STOP = 0x84,
-       CMD_CALLBACK_FAILED = 0x85 };
+       CMD_CALLBACK_FAILED = 0x85, CMD_RETURNED = 0x86 };
 
 /* ---- byte buffers: a queue with a read offset, the shape of every buffer here */
 
@@ -184,6 +184,8 @@ typedef struct {
     State state;
     bool abort;        /* CLOSING: reset instead of flushing (RST seen, callback failed) */
     bool out_armed;    /* EPOLLOUT is in the interest list */
+    bool fin_seen;     /* recv() returned 0: the peer sends nothing more */
+    uint64_t unreturned; /* CONNECT/RECV written whose callback has not returned (RETURNED) */
     int64_t deadline;  /* CLOSING: monotonic ms when linger runs out */
     Buffer queue;      /* accepted by SEND, not yet taken by send(): the send queue */
 } Session;
@@ -407,7 +409,7 @@ static void remember_to_read(uint64_t id) {
 }
 
 static void on_readable(Session *s) {
-    if (s->abort) return; /* about to be reset: nothing it reads could be delivered */
+    if (s->abort || s->fin_seen) return; /* resetting, or nothing more will come */
     if (buf_pending(&P.out) > OUT_HIGH_WATER) {
         remember_to_read(s->id); /* the suite is behind: leave the bytes in the kernel */
         return;
@@ -421,10 +423,15 @@ static void on_readable(Session *s) {
             return;
         }
         if (n == 0) { /* S5: the zero-byte recv -- the peer's FIN. Flush, then close. */
-            begin_close(s, false);
+            s->fin_seen = true;
+            if (s->unreturned == 0) begin_close(s, false);
+            /* else the suite is still inside (or yet to run) on_recv for the data before
+             * the FIN, and a reply sent from there must be accepted (S5): the close begins
+             * when the last RETURNED arrives (cmd_returned). */
             return;
         }
         emit_id(EV_RECV, s->id, recv_buf, (size_t)n); /* a copy: recv_buf is reused (S3) */
+        s->unreturned++;
     }
     remember_to_read(s->id); /* cut short for fairness; no edge will remind us */
 }
@@ -473,6 +480,7 @@ static void on_acceptable(void) {
         put_u64(head, s->id);
         put_u16(head + 8, port);
         emit(EV_CONNECT, head, sizeof head, host, strlen(host));
+        s->unreturned = 1; /* on_connect has not run yet */
         /* Registering a socket that already holds data reports it at once, so nothing that
          * arrived before this line is missed; and CONNECT is already written before any RECV. */
         watch(EPOLL_CTL_ADD, fd, SESSION_EVENTS, s->id);
@@ -605,6 +613,16 @@ static void cmd_callback_failed(const unsigned char *b, size_t n) {
     if (s) begin_close(s, true); /* S12: abort that session only; an unknown id is ignored */
 }
 
+/* The suite's callback for this id's oldest outstanding event returned. In-process, the
+ * loop calls on_recv and learns it returned before it reads on; over the wire the event is
+ * fire-and-forget, so this frame tells us. Only a FIN waits for it. */
+static void cmd_returned(const unsigned char *b, size_t n) {
+    if (n < 8) die("RETURNED frame too short (%zu bytes)", n);
+    Session *s = find(get_u64(b));
+    if (!s || s->unreturned == 0) return; /* released meanwhile: nothing waits for it */
+    if (--s->unreturned == 0 && s->fin_seen) begin_close(s, false);
+}
+
 /* Parse every whole frame in the stdin buffer; a partial one waits for more bytes. */
 static void handle_commands(void) {
     while (buf_pending(&P.in) >= 5) {
@@ -620,6 +638,7 @@ static void handle_commands(void) {
         case CMD_DISCONNECT: cmd_disconnect(body, n); break;
         case CMD_STOP: cmd_stop(body, n); break;
         case CMD_CALLBACK_FAILED: cmd_callback_failed(body, n); break;
+        case CMD_RETURNED: cmd_returned(body, n); break;
         default: die("garbage on stdin: unknown frame type 0x%02x", f[4]);
         }
         buf_consume(&P.in, 4 + (size_t)len);
