@@ -409,7 +409,9 @@ static void remember_to_read(uint64_t id) {
 }
 
 static void on_readable(Session *s) {
-    if (s->abort || s->fin_seen) return; /* resetting, or nothing more will come */
+    if (s->abort) return; /* about to be reset: nothing it reads could be delivered */
+    /* After the FIN, recv() keeps returning 0 -- or ECONNRESET once the peer resets, which
+     * must end a flush that is still under way (S12): so keep asking. */
     if (buf_pending(&P.out) > OUT_HIGH_WATER) {
         remember_to_read(s->id); /* the suite is behind: leave the bytes in the kernel */
         return;
