@@ -58,7 +58,7 @@ def _skip_without_compiler() -> str:
     return cc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build(source: str | None = None, name: str = "session_server") -> Path:
     """Compile `source` (the text of session_server.c by default) and return the binary.
 

@@ -737,9 +737,12 @@ static void run(void) {
 /* After STOP: every socket and the epoll are closed (the suite reads /proc for S11: only fds
  * 0, 1 and 2 may be open), and commands are answered with plain blocking reads until EOF. */
 static void stopped(void) {
+    /* The epoll goes first: STOP's answer is still in the output buffer, and the suite may
+     * look at /proc the moment it reads it. */
+    close(P.epfd);
+    P.out_armed = false; /* that interest went with the epoll */
     set_nonblocking(STDOUT_FILENO, false);
     flush_out();
-    close(P.epfd);
     set_nonblocking(STDIN_FILENO, false);
     for (;;) {
         handle_commands(); /* SEND/DISCONNECT miss (no session is left), STOP is answered */
