@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._checker import check_trace as check_trace
     from ._clauses import CLAUSES as CLAUSES
     from ._environment import SuiteEnvironmentError as SuiteEnvironmentError
+    from ._exec import exec_server as exec_server
     from ._harness import Harness as Harness
     from ._harness import Scenario as Scenario
     from ._harness import Timeouts as Timeouts
@@ -50,6 +51,7 @@ _LAZY = {
     "check_trace": "_checker",
     "CLAUSES": "_clauses",
     "SuiteEnvironmentError": "_environment",
+    "exec_server": "_exec",
     "Harness": "_harness",
     "Scenario": "_harness",
     "Timeouts": "_harness",
@@ -88,5 +90,6 @@ __all__ = [
     "TraceEvent",
     "Violation",
     "check_trace",
+    "exec_server",
     "resolve",
 ]

@@ -95,6 +95,12 @@ def resolve(spec: str | tuple[str, Mapping[str, Any]]) -> Impl:
             f"impl {name!r}: {', '.join(sorted(unknown))} is not a ServerConfig field; "
             f"the fields are {', '.join(ServerConfig.__dataclass_fields__)}."
         )
+    from ._exec import parse_exec  # `exec:COMMAND`: a program over the wire protocol
+
+    program = parse_exec(name)
+    if program is not None:
+        return Impl(name if not overrides else f"{name}({_describe(overrides)})", program,
+                    overrides)
     target = builtins().get(name)
     if target is None:
         entry_point = _entry_points().get(name)

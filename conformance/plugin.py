@@ -82,6 +82,9 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{TIMEOUT_SCALE_OPTION}={scale}: it must be a finite number above 0, e.g. 3 to "
             "give every deadline three times as long on a slow machine"
         )
+    from ._exec import set_timeout_scale  # the exec: adapter's waits follow the harness's
+
+    set_timeout_scale(scale)
     clauses = _requested_clauses(config)
     unknown = [c for c in clauses if c not in CLAUSES]
     if unknown:

@@ -9,6 +9,7 @@ PUBLIC = {
     "CLAUSES", "ConformanceFailure", "Harness", "Impl", "ImplError", "Peer", "Recorder",
     "Scenario", "ServerConfig", "ServerFactory", "SessionHandler", "SessionServer", "Stream",
     "SuiteEnvironmentError", "Timeouts", "TraceEvent", "Violation", "check_trace", "resolve",
+    "exec_server",
 }
 
 

@@ -115,6 +115,15 @@ def test_s11_no_leaks_across_cycles(conformance, sessions):
                 p.queue(b"hello")
             sc.drive(peers, until=lambda: all(len(p.received) == 5 for p in peers),
                      clause="S3", expected="every session to echo once")
+        # A program over the wire protocol (exec:) is a process of its own, one per server:
+        # the adapter measured it from /proc between STOP's result and EOF on its stdin.
+        leftovers = getattr(sc.server, "leftovers_after_stop", None)
+        found = leftovers() if callable(leftovers) else None
+        if found:
+            raise ConformanceFailure(
+                "S11", "the program, once it answered STOP, to hold no more sockets and "
+                "threads than when it said HELLO (every socket closed, every thread ended)",
+                found)
 
     fds, threads = [open_fds()], [threading.active_count()]
     while len(fds) <= MAX_CYCLES:
