@@ -87,9 +87,9 @@ def build(source: str | None = None, name: str = "session_server") -> Path:
 
 
 def _serve(binary: Path, config: ServerConfig) -> SessionServer:
-    from conformance import exec_factory
+    from conformance import exec_server
 
-    return exec_factory([str(binary)])(config)
+    return exec_server([str(binary)])(config)
 
 
 def make_server(config: ServerConfig) -> SessionServer:
