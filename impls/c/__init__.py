@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from conformance.api import ServerConfig, ServerFactory, SessionServer
+from conformance.api import ServerConfig, ServerFactory, SessionHandler, SessionServer
 
 __all__ = ["CFLAGS", "SOURCE", "build", "compiler", "make_server", "mutant"]
 
@@ -48,14 +48,31 @@ def _cache_dir() -> Path:
     return Path(base) / "io-conformance" / "c"
 
 
-def _skip_without_compiler() -> str:
-    cc = compiler()
-    if cc is None:
-        import pytest  # only a test run gets here
+def _no_compiler() -> str:
+    return (f"no C compiler ({os.environ.get('CC', 'cc')!r} is not on PATH): the C server and "
+            "its mutants need one to be built")
 
-        pytest.skip(f"no C compiler ({os.environ.get('CC', 'cc')!r} is not on PATH): the C "
-                    "server and its mutants need one to be built")
-    return cc
+
+class _Unbuilt:
+    """What the factory returns outside a test when there is no compiler: the plugin's
+    interface check at start-up builds one server and must not fail the whole run; each test
+    then calls the factory again and is skipped."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+
+    def start(self, handler: SessionHandler, host: str = "127.0.0.1",
+              port: int = 0) -> tuple[str, int]:
+        raise RuntimeError(_no_compiler())
+
+    def send(self, session_id: int, data: bytes) -> bool:
+        return False
+
+    def disconnect(self, session_id: int) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
 
 
 @functools.cache
@@ -63,8 +80,13 @@ def build(source: str | None = None, name: str = "session_server") -> Path:
     """Compile `source` (the text of session_server.c by default) and return the binary.
 
     Cached on disk by a hash of the compiler, the flags and the source, and in this process
-    by the arguments (the suite builds a server per scenario)."""
-    cc = _skip_without_compiler()
+    by the arguments (the suite builds a server per scenario). Without a compiler, inside a
+    test: pytest.skip, with the reason."""
+    cc = compiler()
+    if cc is None:
+        import pytest  # only a test run gets here
+
+        pytest.skip(_no_compiler())
     text = SOURCE.read_text() if source is None else source
     key = hashlib.sha256("\0".join([cc, *CFLAGS, text]).encode()).hexdigest()[:16]
     cache = _cache_dir()
@@ -86,15 +108,17 @@ def build(source: str | None = None, name: str = "session_server") -> Path:
     return binary
 
 
-def _serve(binary: Path, config: ServerConfig) -> SessionServer:
+def _serve(source: str | None, name: str, config: ServerConfig) -> SessionServer:
+    if compiler() is None and "PYTEST_CURRENT_TEST" not in os.environ:
+        return _Unbuilt(config)  # the plugin's start-up check, not a test: see _Unbuilt
     from conformance import exec_server
 
-    return exec_server([str(binary)])(config)
+    return exec_server([str(build(source, name))])(config)
 
 
 def make_server(config: ServerConfig) -> SessionServer:
     """The suite's factory: the C server, through the exec adapter."""
-    return _serve(build(), config)
+    return _serve(None, "session_server", config)
 
 
 def mutant(old: str, new: str, name: str) -> ServerFactory:
@@ -110,6 +134,6 @@ def mutant(old: str, new: str, name: str) -> ServerFactory:
         if count != 1:
             raise AssertionError(f"mutant {name}: the text to replace occurs {count} times in "
                                  f"{SOURCE.name} (must be exactly once): {old!r}")
-        return _serve(build(text.replace(old, new), name), config)
+        return _serve(text.replace(old, new), name, config)
 
     return factory
