@@ -31,6 +31,7 @@ import os
 import queue
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -158,6 +159,7 @@ class ExecServer:
         self._stderr_size = 0
         self._stderr_done = threading.Event()
         self._hello = threading.Event()
+        self._eof = threading.Event()  # the program's stdout ended (or broke)
         self._at_hello: tuple[int, int] | None = None  # (sockets, threads) when HELLO came
         self._after_stop: tuple[list[str], int] | None = None
 
@@ -190,7 +192,7 @@ class ExecServer:
         try:
             if not self._hello.wait(limit):
                 self._fail_now(f"the program's HELLO frame (within {limit:g} s of starting it)",
-                               "none came")
+                               f"no HELLO came within {limit:g} s")
             self._check_broken("the program's HELLO frame")
             left = max(limit - (time.monotonic() - began), 0.0)
             frame = self._command(
@@ -251,7 +253,7 @@ class ExecServer:
             if not drained.wait(max(limit - (time.monotonic() - began), 0.1)):
                 raise ProgramFailed("the suite's own callbacks for the program's events did "
                                     "not finish before stop()'s deadline")
-            self._after_stop = self._measure()
+            self._after_stop = self._measure_after_stop()
             clean = True
         finally:
             self._shutdown(check_exit=clean)
@@ -312,7 +314,8 @@ class ExecServer:
             self._check_broken(what)
             self._write(wire.encode(make(tag)), what, deadline)
             if not pending.done.wait(max(deadline - time.monotonic(), 0.0)):
-                self._fail_now(f"{what} (within {timeout:g} s)", "no answer came")
+                self._fail_now(f"{what} (within {timeout:g} s)",
+                               f"no answer came within {timeout:g} s")
         finally:
             with self._lock:
                 self._pending.pop(tag, None)
@@ -379,6 +382,7 @@ class ExecServer:
                                 f"{reader.frames} good frames: {exc}")
                     return
                 if frame is None:
+                    self._eof.set()
                     self._break(f"the program closed its stdout (after {reader.frames} "
                                 "frames)")
                     return
@@ -393,6 +397,7 @@ class ExecServer:
         finally:
             self._hello.set()
             self._events.put(_STOP_DISPATCH)
+            self._eof.set()
 
     def _on_hello(self, frame: wire.Frame) -> bool:
         if not isinstance(frame, wire.Hello):
@@ -517,9 +522,11 @@ class ExecServer:
             raise ProgramFailed(self._describe(what, why))
 
     def _fail_now(self, what: str, actual: str) -> None:
-        """Raise ProgramFailed for a wait that passed its deadline (or an earlier failure)."""
+        """Raise ProgramFailed: the wait for `what` failed with `actual` (or an earlier
+        failure). The channel is broken from now on: a late answer could not be told from a
+        wrong one, so no more calls go to the program."""
+        self._break(actual)
         self._check_broken(what)
-        raise ProgramFailed(self._describe(what, actual))
 
     def _describe(self, what: str, actual: str) -> str:
         self._settle()
@@ -530,10 +537,10 @@ class ExecServer:
         return f"{why}; {self.diagnostics()}"
 
     def _settle(self) -> None:
-        """A program that is failing is often exiting: give it a moment to, so the message
-        has its exit status and the last of its stderr (bounded)."""
+        """A program that closed its stdout is most likely exiting: give it a moment to, so
+        the message has its exit status and the last of its stderr (bounded)."""
         proc = self._proc
-        if proc is None:
+        if proc is None or not self._eof.is_set():
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(0.5 * self._deadlines.scale)
@@ -541,6 +548,23 @@ class ExecServer:
             self._stderr_done.wait(0.5 * self._deadlines.scale)
 
     # ---- S11 from /proc
+
+    def _measure_after_stop(self) -> tuple[list[str], int]:
+        """`_measure`, repeated for a moment while it finds more than at HELLO: a thread that
+        was joined can still be listed in /proc/<pid>/task until the kernel has finished
+        its exit (Python's join() returns a little before that), and nothing signals that
+        moment to another process, so the count is re-read with a growing pause, 1 s at
+        most (at scale 1)."""
+        deadline = time.monotonic() + self._deadlines.scale
+        pause, wait = 0.001, threading.Event()
+        while True:
+            found = self._measure()
+            before = self._at_hello
+            if before is None or (len(found[0]) <= before[0] and found[1] <= before[1]) \
+                    or time.monotonic() >= deadline:
+                return found
+            wait.wait(pause)  # re-reading /proc: there is no event to wait for
+            pause = min(pause * 2, 0.05)
 
     def _measure_counts(self) -> tuple[int, int]:
         sockets, threads = self._measure()
@@ -565,8 +589,10 @@ class ExecServer:
     # ---- the end
 
     def _shutdown(self, check_exit: bool = False) -> None:
-        """EOF on stdin, then the process group is killed; with `check_exit`, a program that
-        does not exit on EOF, or leaves processes of its group behind, fails S11 here."""
+        """EOF on stdin, then the process group is killed. With `check_exit` (the program
+        answered STOP), it is given time to exit on that EOF, and a program that does not, or
+        leaves processes of its group behind, fails S11 here; otherwise (a failure) the group
+        is killed at once."""
         proc = self._proc
         if proc is None:
             return
@@ -577,7 +603,7 @@ class ExecServer:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         try:
-            proc.wait(self._deadlines.exit)
+            proc.wait(self._deadlines.exit if check_exit else 0)
         except subprocess.TimeoutExpired:
             problem = (f"the program did not exit within {self._deadlines.exit:g} s of EOF on "
                        f"its stdin")
@@ -588,8 +614,8 @@ class ExecServer:
         if problem and check_exit:
             message = self._describe("the program to exit once its stdin closed", problem)
         _kill_group(proc)
-        for thread in self._threads:
-            thread.join(self._deadlines.exit)
+        for thread in self._threads:  # they end on the pipes' EOF, now that it is killed
+            thread.join(self._deadlines.exit if check_exit else 0.2 * self._deadlines.scale)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -647,7 +673,25 @@ def exec_server(argv: Sequence[str] | str, env: Mapping[str, str] | None = None,
 
 
 def parse_exec(spec: str) -> ServerFactory | None:
-    """The factory for an `--impl=exec:COMMAND` value, None for any other value."""
+    """The factory for an `--impl=exec:COMMAND` value, None for any other value. A command
+    that cannot be run is a usage error (`ImplError`), like a module that cannot be imported."""
+    from ._loading import ImplError
+
     if not spec.startswith(EXEC_PREFIX):
         return None
-    return exec_server(spec[len(EXEC_PREFIX):])
+    try:
+        args = shlex.split(spec[len(EXEC_PREFIX):])
+    except ValueError as exc:
+        raise ImplError(f"--impl={spec}: the command cannot be split into words ({exc}); "
+                        "quote it as a shell would") from None
+    if not args:
+        raise ImplError(f"--impl={spec}: no command after '{EXEC_PREFIX}'. Name a program "
+                        "that speaks the wire protocol, e.g. --impl='exec:./my-server "
+                        "--flag' (docs/wire-protocol.md).")
+    program = args[0]
+    if shutil.which(program) is None:
+        where = "no such file, or not executable" if os.sep in program else "not on PATH"
+        raise ImplError(f"--impl={spec}: cannot run {program!r} ({where}). Give the path of a "
+                        "program that speaks the wire protocol (docs/wire-protocol.md), "
+                        "e.g. --impl='exec:./build/my-server'.")
+    return exec_server(args)

@@ -241,11 +241,22 @@ class FrameReader:
         (length,) = _LENGTH.unpack_from(head)
         if not 1 <= length <= MAX_FRAME:
             raise WireError(f"a frame length of {length} (header {head.hex(' ')}); it must be "
-                            f"1 to {MAX_FRAME}")
+                            f"1 to {MAX_FRAME}{_as_text(head)}")
         body = self._read(length - 1) if length > 1 else b""
         if len(body) < length - 1:
             raise WireError(f"the stream ended inside a frame of {length} bytes "
                             f"(after {1 + len(body)})")
-        frame = decode(head[4], body)
+        try:
+            frame = decode(head[4], body)
+        except WireError as exc:
+            raise WireError(f"{exc}{_as_text(head)}") from None
         self.frames += 1
         return frame
+
+
+def _as_text(head: bytes) -> str:
+    """A hint when a header reads as text: a program that printed to stdout."""
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return (f" -- those bytes read as text, {head.decode()!r}: does the program print to "
+                f"stdout? stdout carries frames only; logs go to stderr")
+    return ""
