@@ -51,6 +51,13 @@
  * by construction: the suite's callback may send while we are already serving other peers).
  * `workers` in START is accepted and ignored: one loop serves every session.
  *
+ * One rule has no in-process counterpart, the FIN rule (S5). In-process, the loop calls
+ * on_recv and reads on only once it returned, so a reply sent from inside it is queued before
+ * the peer's FIN is even seen. Here the suite runs on_recv later, in its own process, and
+ * answers each CONNECT and RECV with RETURNED once its callback returned. So each session
+ * counts its events not yet answered; a FIN seen while that count is not zero only marks the
+ * session, and the close begins when the last RETURNED arrives.
+ *
  * A session is LIVE from CONNECT until it starts closing (DISCONNECT, the peer's FIN or RST,
  * a failed callback, STOP). A CLOSING session refuses SEND, flushes its queue within
  * linger_ms, then FIN (or RST at the deadline), close(), RELEASE, and its id is gone.
@@ -135,10 +142,11 @@ static void die(const char *fmt, ...);
 
 static void buf_append(Buffer *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
-        /* Slide the unconsumed bytes to the front before growing. */
-        memmove(b->data, b->data + b->head, buf_pending(b));
-        b->len -= b->head;
-        b->head = 0;
+        if (b->head) { /* slide the unconsumed bytes to the front before growing */
+            memmove(b->data, b->data + b->head, buf_pending(b));
+            b->len -= b->head;
+            b->head = 0;
+        }
         if (b->len + n > b->cap) {
             size_t cap = b->cap ? b->cap : 4096;
             while (cap < b->len + n) cap *= 2;
@@ -256,14 +264,22 @@ static void watch(int op, int fd, uint32_t events, uint64_t token) {
 
 /* ---- the session table */
 
-static Session *find(uint64_t id) {
+/* Where `id` is, or would be, in the sorted array: a binary search. */
+static size_t slot_of(uint64_t id) {
     size_t lo = 0, hi = P.n_sessions;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (P.sessions[mid]->id < id) lo = mid + 1;
         else hi = mid;
     }
-    return lo < P.n_sessions && P.sessions[lo]->id == id ? P.sessions[lo] : NULL;
+    return lo;
+}
+
+/* The session with this id, or NULL: unknown, or released (S8 -- the id is never reused,
+ * so a stale id finds nothing, never a newer session). */
+static Session *find(uint64_t id) {
+    size_t i = slot_of(id);
+    return i < P.n_sessions && P.sessions[i]->id == id ? P.sessions[i] : NULL;
 }
 
 static void table_add(Session *s) {
@@ -276,13 +292,10 @@ static void table_add(Session *s) {
 }
 
 static void table_remove(uint64_t id) {
-    for (size_t i = 0; i < P.n_sessions; i++) {
-        if (P.sessions[i]->id == id) { /* close the gap: the array stays sorted */
-            memmove(&P.sessions[i], &P.sessions[i + 1],
-                    (P.n_sessions - i - 1) * sizeof *P.sessions);
-            P.n_sessions--;
-            return;
-        }
+    size_t i = slot_of(id);
+    if (i < P.n_sessions && P.sessions[i]->id == id) { /* close the gap: still sorted */
+        memmove(&P.sessions[i], &P.sessions[i + 1], (P.n_sessions - i - 1) * sizeof *P.sessions);
+        P.n_sessions--;
     }
 }
 
