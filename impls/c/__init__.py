@@ -34,6 +34,8 @@ __all__ = ["CFLAGS", "SOURCE", "build", "compiler", "make_server", "mutant"]
 SOURCE = Path(__file__).with_name("session_server.c")
 # -Werror: a warning in teaching material is a bug report waiting to happen.
 CFLAGS = ("-std=c11", "-O2", "-Wall", "-Wextra", "-Werror")
+# A mutant removes code, which can leave a helper unused: not the bug it is about.
+MUTANT_CFLAGS = ("-Wno-unused-function", "-Wno-unused-variable", "-Wno-unused-but-set-variable")
 # A compile takes ~0.5 s; this bounds a compiler that hangs.
 COMPILE_TIMEOUT = 120.0
 
@@ -76,7 +78,8 @@ class _Unbuilt:
 
 
 @functools.cache
-def build(source: str | None = None, name: str = "session_server") -> Path:
+def build(source: str | None = None, name: str = "session_server",
+          extra_flags: tuple[str, ...] = ()) -> Path:
     """Compile `source` (the text of session_server.c by default) and return the binary.
 
     Cached on disk by a hash of the compiler, the flags and the source, and in this process
@@ -88,7 +91,8 @@ def build(source: str | None = None, name: str = "session_server") -> Path:
 
         pytest.skip(_no_compiler())
     text = SOURCE.read_text() if source is None else source
-    key = hashlib.sha256("\0".join([cc, *CFLAGS, text]).encode()).hexdigest()[:16]
+    flags = [*CFLAGS, *extra_flags]
+    key = hashlib.sha256("\0".join([cc, *flags, text]).encode()).hexdigest()[:16]
     cache = _cache_dir()
     binary = cache / f"{name}-{key}"
     if binary.exists():
@@ -98,22 +102,23 @@ def build(source: str | None = None, name: str = "session_server") -> Path:
         c_file = Path(work) / f"{name}.c"
         c_file.write_text(text)
         out = Path(work) / name
-        proc = subprocess.run([cc, *CFLAGS, "-o", str(out), str(c_file)], capture_output=True,
+        proc = subprocess.run([cc, *flags, "-o", str(out), str(c_file)], capture_output=True,
                               text=True, timeout=COMPILE_TIMEOUT)
         if proc.returncode != 0:
-            raise RuntimeError(f"{shlex.join([cc, *CFLAGS])} failed on {name}.c "
+            raise RuntimeError(f"{shlex.join([cc, *flags])} failed on {name}.c "
                                f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
         # Atomic: another worker's rename of the same bytes may win; either is whole.
         os.replace(out, binary)
     return binary
 
 
-def _serve(source: str | None, name: str, config: ServerConfig) -> SessionServer:
+def _serve(source: str | None, name: str, config: ServerConfig,
+           extra_flags: tuple[str, ...] = ()) -> SessionServer:
     if compiler() is None and "PYTEST_CURRENT_TEST" not in os.environ:
         return _Unbuilt(config)  # the plugin's start-up check, not a test: see _Unbuilt
     from conformance import exec_server
 
-    return exec_server([str(build(source, name))])(config)
+    return exec_server([str(build(source, name, extra_flags))])(config)
 
 
 def make_server(config: ServerConfig) -> SessionServer:
@@ -134,6 +139,6 @@ def mutant(old: str, new: str, name: str) -> ServerFactory:
         if count != 1:
             raise AssertionError(f"mutant {name}: the text to replace occurs {count} times in "
                                  f"{SOURCE.name} (must be exactly once): {old!r}")
-        return _serve(text.replace(old, new), name, config)
+        return _serve(text.replace(old, new), name, config, MUTANT_CFLAGS)
 
     return factory
