@@ -651,12 +651,12 @@ def exec_server(argv: Sequence[str] | str, env: Mapping[str, str] | None = None,
     """A server factory that runs a program speaking the wire protocol (docs/wire-protocol.md).
 
     `argv`: the command, as a list or a shell-like string (split with shlex). `env`: the whole
-    environment (default: the suite's); `extra_env`: variables added to it. For an `impl`
-    fixture or an entry point:
+    environment (default: the suite's); `extra_env`: variables added to it. Bind it to a
+    module attribute and name that like any factory -- `--impl=my_wire:make_server`, an
+    entry point, or an `impl` fixture returning "my_wire:make_server":
 
-        @pytest.fixture
-        def impl():
-            return exec_server(["./my-server", "--verbose"], extra_env={"LOG": "debug"})
+        # my_wire.py
+        make_server = exec_server(["./my-server", "--verbose"], extra_env={"LOG": "debug"})
     """
     args = shlex.split(argv) if isinstance(argv, str) else list(argv)
     if not args:

@@ -34,14 +34,14 @@ because the main thread may be inside stop(), which waits for the callbacks.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import queue
 import sys
 import threading
 
 from conformance import _wire as wire
-from conformance._loading import resolve
-from conformance.api import ServerConfig, SessionServer
+from conformance.api import ServerConfig, ServerFactory, SessionServer
 
 __all__ = ["main"]
 
@@ -135,10 +135,21 @@ def read_commands(channel: Channel, commands: queue.SimpleQueue[wire.Frame | Non
         commands.put(None)
 
 
+def load(impl: str) -> ServerFactory:
+    """A built-in's name (`epoll`) or `package.module:factory`. Not the suite's loader: that
+    one also searches entry points, which costs every server of a run a tenth of a second
+    of start-up (importlib.metadata)."""
+    from impls import BUILTINS
+
+    module, _, attr = BUILTINS.get(impl, impl).partition(":")
+    factory: ServerFactory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
 def serve(impl: str, channel: Channel,
           commands: queue.SimpleQueue[wire.Frame | None]) -> int:
     """Carry out commands until EOF; the exit status."""
-    factory = resolve(impl).factory
+    factory = load(impl)
     server: SessionServer | None = None
     stopped = False
     while (frame := commands.get()) is not None:
