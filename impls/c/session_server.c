@@ -361,7 +361,9 @@ static void release(Session *s) {
         struct linger hard = {.l_onoff = 1, .l_linger = 0};
         setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     } else {
-        shutdown(s->fd, SHUT_WR); /* our FIN, after every flushed byte */
+        /* Our FIN, after every flushed byte. (A peer still sending may get an RST from the
+         * close() below instead: close() with unread bytes resets. S9 allows it.) */
+        shutdown(s->fd, SHUT_WR);
     }
     close(s->fd);
     uint64_t id = s->id;
@@ -386,6 +388,7 @@ static void begin_close(Session *s, bool abort) {
 /* ---- writable: send until the queue is empty or EAGAIN */
 
 static void flush_session(Session *s) {
+    if (s->abort) return; /* an abort ends the flush for good (S9): not one more byte */
     while (buf_pending(&s->queue)) {
         ssize_t n = send(s->fd, s->queue.data + s->queue.head, buf_pending(&s->queue),
                          MSG_NOSIGNAL); /* a reset peer gives EPIPE, not a SIGPIPE that kills us */
@@ -423,8 +426,6 @@ static void remember_to_read(uint64_t id) {
 
 static void on_readable(Session *s) {
     if (s->abort) return; /* about to be reset: nothing it reads could be delivered */
-    /* After the FIN, recv() keeps returning 0 -- or ECONNRESET once the peer resets, which
-     * must end a flush that is still under way (S12): so keep asking. */
     if (buf_pending(&P.out) > OUT_HIGH_WATER) {
         remember_to_read(s->id); /* the suite is behind: leave the bytes in the kernel */
         return;
@@ -442,7 +443,9 @@ static void on_readable(Session *s) {
             if (s->unreturned == 0) begin_close(s, false);
             /* else the suite is still inside (or yet to run) on_recv for the data before
              * the FIN, and a reply sent from there must be accepted (S5): the close begins
-             * when the last RETURNED arrives (cmd_returned). */
+             * when the last RETURNED arrives (cmd_returned). Later events of this socket
+             * still come here: recv() says 0 again, or ECONNRESET once the peer resets,
+             * which must end a flush still under way (S12). */
             return;
         }
         emit_id(EV_RECV, s->id, recv_buf, (size_t)n); /* a copy: recv_buf is reused (S3) */
