@@ -16,17 +16,12 @@ if TYPE_CHECKING:
 
     from conformance.faults import FaultInjector
 
-__all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "FaultOptIn", "abort_on_close", "listen",
-           "quietly"]
+__all__ = ["ACCEPT_BACKLOG", "FaultOptIn", "abort_on_close", "listen", "quietly"]
 
 # A burst of simultaneous connects waits in the kernel's backlog while the server catches
 # up; a small backlog would turn the burst into SYN retries seconds later (S10). The kernel
 # caps it at net.core.somaxconn (4096 on current Linux).
 ACCEPT_BACKLOG = 1024
-# accept() failed for lack of file descriptors (EMFILE/ENFILE): the connection stays in the
-# backlog and the listener stays readable, so retrying at once spins a core. Wait this long
-# for descriptors to be closed first (trio.serve_listeners does the same).
-ACCEPT_RETRY = 0.1
 # SO_LINGER on with a zero timeout: close() drops unsent data and sends RST -- an abort (S9).
 _ABORT = struct.pack("ii", 1, 0)
 
