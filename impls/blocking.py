@@ -48,18 +48,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    Seen,
-    SendQueue,
-    SessionTable,
-    accept_retry_delay,
-    admit_send,
-    advance,
-    next_timeout,
-    run_callback,
-)
+from impls._core import SendQueue, SessionTable, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
 from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
@@ -86,7 +77,7 @@ class Session:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class BlockingServer(FaultOptIn):
+class BlockingServer(FaultOptIn, Ending[Session]):
     """Thread-per-session server on blocking sockets. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -130,10 +121,7 @@ class BlockingServer(FaultOptIn):
         if threading.current_thread() in self._readers:
             raise RuntimeError("stop() was called from inside a callback; call it from the owner")
         with self._lock:
-            if self._stopping:
-                first = False
-            else:
-                first = self._stopping = True
+            first, self._stopping = not self._stopping, True
         if first and self._listener is not None:
             # shutdown() wakes the accept() blocked in the acceptor; close() alone would not.
             quietly(self._listener.shutdown, socket.SHUT_RDWR)
@@ -177,14 +165,9 @@ class BlockingServer(FaultOptIn):
             s.reader.start()
 
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
-        return Session(
-            id=sid,
-            sock=self.session_socket(conn, sid),
-            peer=(addr[0], addr[1]),
-            queue=SendQueue(self._config.send_queue_limit),
-            life=Lifecycle(),
-            wakeup=threading.Condition(self._lock),
-        )
+        return Session(sid, self.session_socket(conn, sid), (addr[0], addr[1]),
+                       SendQueue(self._config.send_queue_limit), Lifecycle(),
+                       threading.Condition(self._lock))
 
     # ---- readable: the session thread, the one place callbacks are called
 
@@ -241,14 +224,7 @@ class BlockingServer(FaultOptIn):
             with self._lock:
                 s.queue.written(n)  # S4: a short write leaves the rest queued, first in line
 
-    # ---- the ending: the core decides (docs/core.md), these perform
-
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """The session must end for `reason` (caller holds the lock); True if this began it."""
-        if not s.life.close(reason, time.monotonic(), self._config.linger):
-            return False
-        self._begin_close(s)
-        return True
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
         """Wake the writer to flush, and the reader out of recv() to `_finish_closing`."""

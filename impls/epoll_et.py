@@ -57,18 +57,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    AcceptBackoff,
-    CloseReason,
-    Lifecycle,
-    Seen,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    advance,
-    next_timeout,
-    run_callback,
-)
+from impls._core import AcceptBackoff, SendQueue, SessionTable, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
 from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["EpollServer", "make_server"]
@@ -128,7 +119,7 @@ class Loop:
             os.eventfd_write(self.waker, 1)
 
 
-class EpollServer(FaultOptIn):
+class EpollServer(FaultOptIn, Ending[Session]):
     """Edge-triggered epoll, one loop per worker. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -362,14 +353,7 @@ class EpollServer(FaultOptIn):
             s.out_armed = False
             s.loop.epoll.modify(s.sock.fileno(), BASE)
 
-    # ---- the ending: the core decides (docs/core.md), these perform
-
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """The session must end for `reason` (caller holds the lock); True if this began it."""
-        if not s.life.close(reason, time.monotonic(), self._config.linger):
-            return False
-        self._begin_close(s)
-        return True
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
         """Its loop flushes it and ends it (`_finish_closing`) from its next turn on."""

@@ -56,19 +56,9 @@ from typing import TYPE_CHECKING
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._completion_port import ECANCELED, CompletionPort, OpKind, Overlapped, Packet
-from impls._core import (
-    CloseReason,
-    IoCount,
-    Lifecycle,
-    RingBuffer,
-    Seen,
-    SendQueue,
-    SessionPool,
-    accept_retry_delay,
-    admit_send,
-    advance,
-    run_callback,
-)
+from impls._core import RingBuffer, SendQueue, SessionPool, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, IoCount, Lifecycle, Seen, admit_send, advance
+from impls._ending import Ending
 from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 if TYPE_CHECKING:
@@ -118,7 +108,7 @@ class Session:
                 f"send={'pending' if self.send_ov else 'idle'}>")
 
 
-class IocpServer(FaultOptIn):
+class IocpServer(FaultOptIn, Ending[Session]):
     """Proactor over an I/O completion port. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -351,14 +341,7 @@ class IocpServer(FaultOptIn):
                 self._send_post(s)
         self._finished(s)
 
-    # ---- the ending: the core decides (docs/core.md), these perform
-
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """The session must end for `reason` (caller holds s.lock); True if this began it."""
-        if not s.life.close(reason, time.monotonic(), self._config.linger):
-            return False
-        self._begin_close(s)
-        return True
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
         """Arm the linger timer, and do at once what is due (FIN if nothing is queued). The

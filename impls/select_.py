@@ -49,18 +49,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    AcceptBackoff,
-    CloseReason,
-    Lifecycle,
-    Seen,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    advance,
-    next_timeout,
-    run_callback,
-)
+from impls._core import AcceptBackoff, SendQueue, SessionTable, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
 from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["SelectServer", "make_server"]
@@ -89,7 +80,7 @@ class Session:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class SelectServer(FaultOptIn):
+class SelectServer(FaultOptIn, Ending[Session]):
     """One-thread select() loop. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -277,14 +268,7 @@ class SelectServer(FaultOptIn):
                 return
             s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
 
-    # ---- the ending: the core decides (docs/core.md), these perform
-
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """The session must end for `reason` (caller holds the lock); True if this began it."""
-        if not s.life.close(reason, time.monotonic(), self._config.linger):
-            return False
-        self._begin_close(s)
-        return True
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
         """The loop's next turn flushes it and ends it (`_finish_closing`)."""

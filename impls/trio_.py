@@ -24,9 +24,8 @@ task (`_serve`) with two children: the reader (receive_some -> on_recv) and the 
 they update the queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`,
 which never blocks the caller -- also when the caller is a callback on the Trio thread (S13).
 stop() cancels the accept loop and closes every session; trio.run returns when the nursery
-is empty, which is exactly "every session released" (S11). When to send FIN, abort or
-release is the core's decision (docs/core.md); the writer task running is this model's "IO
-outstanding".
+is empty, which is exactly "every session released" (S11). When to FIN, abort or release is
+the core's decision (docs/core.md); the writer task running is this model's IO outstanding.
 
 Clauses this file works hardest for: S13 (crossing from other threads into Trio without
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
@@ -40,6 +39,7 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
@@ -50,18 +50,9 @@ from dataclasses import dataclass, field
 import trio
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    Seen,
-    SendQueue,
-    SessionTable,
-    accept_retry_delay,
-    admit_send,
-    advance,
-    next_timeout,
-    run_callback,
-)
+from impls._core import SendQueue, SessionTable, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
 from impls._sockets import ACCEPT_BACKLOG, FaultOptIn, abort_on_close, quietly
 
 __all__ = ["TrioServer", "make_server"]
@@ -87,7 +78,7 @@ class Session:
         return f"<Session id={self.id} {self.life} {self.queue}>"
 
 
-class TrioServer(FaultOptIn):
+class TrioServer(FaultOptIn, Ending[Session]):
     """A Trio task per session. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -130,27 +121,22 @@ class TrioServer(FaultOptIn):
             return s is not None and self._close(s, CloseReason.DISCONNECT)
 
     def stop(self) -> None:
-        if self._thread is None or threading.current_thread() is self._thread:
-            if self._thread is not None:
-                raise RuntimeError("stop() was called from inside a callback; "
-                                   "call it from the owner")
-            return
+        if self._thread is None:
+            return  # never started
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("stop() was called from inside a callback; call it from the owner")
         with self._lock:
             first, self._stopping = not self._stopping, True
         if first and self._token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._accept_scope.cancel)
-            except trio.RunFinishedError:
-                pass
         self._thread.join()  # trio.run returns when every session task has ended
 
     def _poke(self, s: Session) -> None:
         """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
         assert self._token is not None
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
             self._token.run_sync_soon(self._wake, s)
-        except trio.RunFinishedError:
-            pass  # the server is gone; so is the session
 
     def _wake(self, s: Session) -> None:
         """On the Trio thread: wake the writer, and stop the reader if the session closes."""
@@ -243,48 +229,41 @@ class TrioServer(FaultOptIn):
     async def _write(self, s: Session) -> None:
         """Wait for queued bytes, send_all them (partial sends are Trio's job), then FIN."""
         try:
-            await self._flush(s)
+            while True:
+                with self._lock:
+                    data = b"".join(s.queue.buffers()) if s.queue else b""
+                    if not data and s.life.closing:  # everything accepted is in the kernel:
+                        advance(self, s, time.monotonic())  # the core says FIN, unless it did
+                        return
+                    if not data:
+                        s.wakeup = trio.Event()
+                if not data:
+                    await s.wakeup.wait()
+                    continue
+                try:
+                    await s.stream.send_all(data)  # suspends while the peer does not read (S6)
+                except _STREAM_GONE:
+                    with self._lock:
+                        self._close(s, CloseReason.RESET)
+                    return
+                with self._lock:
+                    s.queue.written(len(data))
         finally:
             s.writer_done.set()
-
-    async def _flush(self, s: Session) -> None:
-        while True:
-            with self._lock:
-                data = b"".join(s.queue.buffers()) if s.queue else b""
-                if not data and s.life.closing:  # everything accepted is in the kernel:
-                    advance(self, s, time.monotonic())  # the core says FIN, unless it did
-                    return
-                if not data:
-                    s.wakeup = trio.Event()
-            if not data:
-                await s.wakeup.wait()
-                continue
-            try:
-                await s.stream.send_all(data)  # suspends while the peer is not reading (S6)
-            except _STREAM_GONE:
-                with self._lock:
-                    self._close(s, CloseReason.RESET)
-                return
-            with self._lock:
-                s.queue.written(len(data))
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
         an exception ends that session only (S12)."""
         return run_callback(callback, *args)
 
-    # ---- the ending: the core decides (docs/core.md), these perform
-
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """The session must end for `reason` (caller holds the lock); True if this began it."""
-        if not s.life.close(reason, time.monotonic(), self._config.linger):
-            return False
-        self._begin_close(s)
-        return True
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        """Wake the writer to flush, and cancel the reader (`_wake`, on the Trio thread)."""
-        self._poke(s)
+        """Wake the writer to flush, and cancel the reader: `_wake`, soon, on the Trio thread
+        (run_sync_soon never blocks, so any thread may call this, holding the lock)."""
+        assert self._token is not None
+        with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
+            self._token.run_sync_soon(self._wake, s)
 
     def _seen(self, s: Session) -> Seen:
         return Seen(queued=bool(s.queue), io_idle=s.writer_done.is_set())
@@ -299,8 +278,7 @@ class TrioServer(FaultOptIn):
         s.sock.close()  # what SocketStream.aclose does; no task uses it any more
 
     def _finish_closing(self, s: Session) -> None:
-        """The session's tasks are done, so nothing more will be flushed: perform what the
-        core says until it is released; then on_release."""
+        """Its tasks ended, so nothing more goes out: advance to RELEASE, then on_release."""
         assert self._handler is not None
         with self._lock:
             s.life.expire()
