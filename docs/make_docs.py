@@ -158,7 +158,7 @@ fails at once, naming the method, when a mutant overrides a method its reference
 MODELS = ("blocking", "select_", "epoll_et", "iocp", "trio_")
 NAMES = [
     ("_close(s, reason)", "the session must end: tell the core; True if this call began it",
-     ("the same five lines in every model",) * 5),
+     ("inherited from `Ending` ([impls/_ending.py](../impls/_ending.py))",) * 5),
     ("_begin_close(s)", "get the ending going",
      ("notify the writer; shutdown(SHUT_RD) wakes the reader", "wake the loop",
       "add to the loop's `closing`, wake it", "arm the linger timer (keyed by id); `advance`",
@@ -186,7 +186,10 @@ def names_text() -> str:
     lines = []
     for name, meaning, how in NAMES:
         lines.append(f"- `{name}`: {meaning}.")
-        lines += [f"  - {model}: {text}" for model, text in zip(MODELS, how, strict=True)]
+        if len(set(how)) == 1:
+            lines.append(f"  - all five: {how[0]}")
+        else:
+            lines += [f"  - {model}: {text}" for model, text in zip(MODELS, how, strict=True)]
     return "\n".join(lines)
 
 

@@ -115,8 +115,8 @@ class IocpServer(FaultOptIn, Ending[Session]):
         self._config = config
         self._lock = threading.Lock()  # the table, the accept count, stopping
         self._all_done = threading.Condition(self._lock)
-        # The session array of the course notes: ids are (generation, slot index), never
-        # reused (S1).
+        # The session array of the course notes (docs/models/iocp.md): ids are (generation,
+        # slot index), never reused (S1).
         self._table: SessionPool[Session] = SessionPool()
         self._handler: SessionHandler | None = None
         self._port: CompletionPort | None = None

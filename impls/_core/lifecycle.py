@@ -156,7 +156,7 @@ def decide(state: SessionState, deadline: float, seen: Seen, now: float) -> Even
 
 
 class IoCount:
-    """The IOCount of the notes (docs/models/iocp.md): operations issued and not yet completed.
+    """The IOCount of the course notes (docs/models/iocp.md): operations issued, not completed.
 
     The release rule of a completion model: a session is released when it is closing *and*
     its count is zero -- never earlier (a late completion would touch freed memory, or the
