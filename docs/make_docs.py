@@ -142,7 +142,8 @@ leave the listener `ACCEPT_RETRY` (0.1 s) -- retrying at once spins a core (S6),
 new readiness edge strands the backlog (S10). An error of one connection (ECONNABORTED,
 EPROTO, ...) costs nothing: accept the next at once. Any other error backs off. The loops
 (select, epoll) keep an `AcceptBackoff` whose `wake_at` joins their timeout; blocking sleeps,
-trio awaits `trio.sleep`, iocp re-posts the AcceptEx from a timer packet.
+trio awaits `trio.sleep`, iocp re-posts the AcceptEx from a timer packet. Where a model has a
+method for "accept failed" (`_accept_failed` in epoll_et and iocp), it has that name.
 
 ## What the mutants override
 

@@ -251,7 +251,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
                 self._accept_pending = False  # drained: the next connect is a new edge
                 return
             except OSError as exc:
-                if self._accept_later(exc.errno):
+                if self._accept_failed(exc.errno):
                     return
                 continue  # ECONNABORTED and friends: that one connection is gone
             loop = self._loops[next(self._next_loop)]
@@ -262,7 +262,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
                 loop.inbox.append((conn, (addr[0], addr[1])))
                 loop.wake()
 
-    def _accept_later(self, error: int | None) -> bool:
+    def _accept_failed(self, error: int | None) -> bool:
         """accept() failed: True if the core's back-off says leave the listener for a while.
 
         The trap, out of descriptors (EMFILE): the connection was not taken, it still waits in
