@@ -11,12 +11,15 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from impls._core.accept import ACCEPT_RETRY  # the back-off is the core's; importable here too
+
 if TYPE_CHECKING:
     import trio
 
     from conformance.faults import FaultInjector
 
-__all__ = ["ACCEPT_BACKLOG", "FaultOptIn", "abort_on_close", "listen", "quietly"]
+__all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "FaultOptIn", "abort_on_close", "listen",
+           "quietly"]
 
 # A burst of simultaneous connects waits in the kernel's backlog while the server catches
 # up; a small backlog would turn the burst into SYN retries seconds later (S10). The kernel
