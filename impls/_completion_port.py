@@ -193,8 +193,7 @@ class CompletionPort:
                     while self._later:  # (closed: _fire holds nothing back any more)
                         self._fire(heapq.heappop(self._later)[2], ECANCELED)
                     return
-                timeout = (max(0.0, self._later[0][0] - time.monotonic())
-                           if self._later else None)
+                timeout = max(0.0, self._later[0][0] - time.monotonic()) if self._later else None
             events = self._epoll.poll(timeout)
             with self._lock:
                 for fd, _ in events:
@@ -285,5 +284,5 @@ class CompletionPort:
             self._epoll.register(fd, mask)
 
     def _disarm(self, fd: int) -> None:
-        with contextlib.suppress(OSError):  # not registered, or already closed
+        with contextlib.suppress(OSError, ValueError):  # not registered; closed (fd -1)
             self._epoll.unregister(fd)

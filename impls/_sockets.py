@@ -11,6 +11,8 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from impls._core.accept import ACCEPT_RETRY  # the back-off is the core's; importable here too
+
 if TYPE_CHECKING:
     import trio
 
@@ -23,10 +25,6 @@ __all__ = ["ACCEPT_BACKLOG", "ACCEPT_RETRY", "FaultOptIn", "abort_on_close", "li
 # up; a small backlog would turn the burst into SYN retries seconds later (S10). The kernel
 # caps it at net.core.somaxconn (4096 on current Linux).
 ACCEPT_BACKLOG = 1024
-# accept() failed for lack of file descriptors (EMFILE/ENFILE): the connection stays in the
-# backlog and the listener stays readable, so retrying at once spins a core. Wait this long
-# for descriptors to be closed first (trio.serve_listeners does the same).
-ACCEPT_RETRY = 0.1
 # SO_LINGER on with a zero timeout: close() drops unsent data and sends RST -- an abort (S9).
 _ABORT = struct.pack("ii", 1, 0)
 

@@ -22,7 +22,9 @@ threads, and the model is simply "one straight-line program per connection":
   writer, never the application's thread nor any other session (S6).
 - closing is the hard part: a thread blocked in `recv()` cannot be told "stop" except through
   the socket. `shutdown(SHUT_RD)` makes its recv return 0 (disconnect, stop), and when linger
-  expires, `shutdown(SHUT_RDWR)` makes a writer blocked in send fail (S9).
+  expires, `shutdown(SHUT_RDWR)` makes a writer blocked in send fail (S9). *When* each happens
+  is the core's decision (docs/core.md); the writer thread still running is this model's
+  "IO outstanding".
 
 The cost is two threads (and two stacks) per connection: fine for dozens, not for ten
 thousand. That is why the other four models exist.
@@ -46,15 +48,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    run_callback,
-)
-from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
+from impls._core import SendQueue, SessionTable, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["BlockingServer", "make_server"]
 
@@ -80,7 +77,7 @@ class Session:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class BlockingServer(FaultOptIn):
+class BlockingServer(FaultOptIn, Ending[Session]):
     """Thread-per-session server on blocking sockets. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -118,19 +115,13 @@ class BlockingServer(FaultOptIn):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.close(CloseReason.DISCONNECT):
-                return False
-            self._begin_close(s)
-            return True
+            return s is not None and self._close(s, CloseReason.DISCONNECT)
 
     def stop(self) -> None:
         if threading.current_thread() in self._readers:
             raise RuntimeError("stop() was called from inside a callback; call it from the owner")
         with self._lock:
-            if self._stopping:
-                first = False
-            else:
-                first = self._stopping = True
+            first, self._stopping = not self._stopping, True
         if first and self._listener is not None:
             # shutdown() wakes the accept() blocked in the acceptor; close() alone would not.
             quietly(self._listener.shutdown, socket.SHUT_RDWR)
@@ -138,8 +129,7 @@ class BlockingServer(FaultOptIn):
             self._acceptor.join()
         with self._lock:
             for s in self._table:
-                if s.life.close(CloseReason.STOP):
-                    self._begin_close(s)
+                self._close(s, CloseReason.STOP)
             readers = list(self._readers)
         for t in readers:
             t.join()  # each reader releases its session, bounded by linger
@@ -157,7 +147,7 @@ class BlockingServer(FaultOptIn):
                 if self._stopping:
                     return
                 log.warning("accept() failed: %s", exc)  # e.g. EMFILE; keep serving
-                time.sleep(ACCEPT_RETRY)  # out of fds: let some close rather than spin
+                time.sleep(accept_retry_delay(exc.errno))  # out of fds: let some close first
                 continue
             with self._lock:
                 if self._stopping:
@@ -175,14 +165,9 @@ class BlockingServer(FaultOptIn):
             s.reader.start()
 
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
-        return Session(
-            id=sid,
-            sock=self.session_socket(conn, sid),
-            peer=(addr[0], addr[1]),
-            queue=SendQueue(self._config.send_queue_limit),
-            life=Lifecycle(),
-            wakeup=threading.Condition(self._lock),
-        )
+        return Session(sid, self.session_socket(conn, sid), (addr[0], addr[1]),
+                       SendQueue(self._config.send_queue_limit), Lifecycle(),
+                       threading.Condition(self._lock))
 
     # ---- readable: the session thread, the one place callbacks are called
 
@@ -208,8 +193,9 @@ class BlockingServer(FaultOptIn):
                     break
         else:
             reason = CloseReason.HANDLER_ERROR
-        self._close(s, reason)
-        self._call(handler.on_release, s.id)
+        with self._lock:
+            self._close(s, reason)  # ignored if something else closed it first
+        self._finish_closing(s)
         with self._lock:
             self._readers.discard(threading.current_thread())
 
@@ -225,50 +211,57 @@ class BlockingServer(FaultOptIn):
             with self._lock:
                 while not s.queue and not s.life.closing:
                     s.wakeup.wait()
-                if not s.queue:
-                    break  # closing and everything flushed
+                if not s.queue:  # closing, and everything accepted is in the kernel:
+                    advance(self, s, time.monotonic())  # the core says FIN, unless it did
+                    return
                 buffers = s.queue.buffers()
             try:
                 n = s.sock.sendmsg(buffers)  # blocks while the peer's window is closed (S6)
             except OSError:
                 with self._lock:
-                    if s.life.close(CloseReason.RESET):
-                        self._begin_close(s)
+                    self._close(s, CloseReason.RESET)
                 return
             with self._lock:
                 s.queue.written(n)  # S4: a short write leaves the rest queued, first in line
-        # Everything accepted is in the kernel: send the FIN after it (S5, S9).
-        quietly(s.sock.shutdown, socket.SHUT_WR)
 
-    # ---- release
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        """The session is CLOSING (caller holds the lock): wake the writer to flush and the
-        reader out of recv(), so the reader can run `_close`."""
+        """Wake the writer to flush, and the reader out of recv() to `_finish_closing`."""
         s.wakeup.notify()
         if s.life.reason is not CloseReason.PEER_EOF:
             # Makes the reader's blocked recv() return 0. Under the lock, so the fd cannot have
             # been closed and handed to another connection in between (S8).
             quietly(s.sock.shutdown, socket.SHUT_RD)
 
-    def _close(self, s: Session, reason: CloseReason) -> None:
-        """Flush within linger (or abort), close the socket, forget the id. Reader thread."""
+    def _seen(self, s: Session) -> Seen:
         assert s.writer is not None
-        with self._lock:
-            s.life.close(reason)  # ignored if something else closed it first
-            s.wakeup.notify()
-            graceful = s.life.reason is not None and s.life.reason.flushes
-        s.writer.join(self._config.linger if graceful else 0)
-        if s.writer.is_alive():
-            # Linger expired (or a reset): abort. shutdown makes the writer's blocked send fail.
+        return Seen(queued=bool(s.queue), io_idle=not s.writer.is_alive())
+
+    def _send_fin(self, s: Session) -> None:
+        quietly(s.sock.shutdown, socket.SHUT_WR)
+
+    def _abort(self, s: Session) -> None:
+        """RST on close; and shutdown makes the writer's blocked send fail (S9)."""
+        abort_on_close(s.sock)
+        quietly(s.sock.shutdown, socket.SHUT_RDWR)
+
+    def _release(self, s: Session) -> None:
+        self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
+        s.sock.close()
+
+    def _finish_closing(self, s: Session) -> None:
+        """Reader thread: perform what the core says, waiting for the writer until the linger
+        deadline, until the session is released; then on_release."""
+        assert s.writer is not None and self._handler is not None
+        while True:
             with self._lock:
-                abort_on_close(s.sock)
-                quietly(s.sock.shutdown, socket.SHUT_RDWR)
-            s.writer.join()
-        with self._lock:
-            self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
-            s.sock.close()
-            s.life.release()
+                now = time.monotonic()
+                if advance(self, s, now):
+                    break
+                timeout = next_timeout([s.life.wake_at], now)
+            s.writer.join(timeout)
+        self._call(self._handler.on_release, s.id)
 
 
 make_server = BlockingServer

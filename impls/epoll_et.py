@@ -17,7 +17,8 @@ descriptors that are ready: the cost is per ready socket, not per watched socket
   it would still wake the loop once per drained buffer for no work.
 - EPOLLRDHUP reports the peer's FIN (its half-close) as its own flag; recv returning 0 says the
   same thing, and we rely on that.
-- An epoll instance is not a thread pool (IOCP is): the notes' answer is one epoll per thread.
+- An epoll instance is not a thread pool (IOCP is): the answer the course notes give is one
+  epoll per thread (docs/models/epoll.md).
 
 What this means for our code
 ----------------------------
@@ -32,7 +33,7 @@ the backlog with no new edge to come, so the drain stays pending and resumes aft
 
 send() from any thread appends to the session's queue under a lock and asks the owning loop to
 flush; the loop writes until EAGAIN and arms EPOLLOUT only then. Closing is as in the select
-model: flush within linger, FIN, close, release.
+model: the core decides (docs/core.md), each loop performs for its own sessions.
 
 Clauses this file works hardest for: S10 (accept until EAGAIN), S3/S5 (read until EAGAIN or
 0), S6 (EPOLLOUT only while needed), S2 (a session never changes loops).
@@ -45,7 +46,6 @@ Sources:
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import select
@@ -57,15 +57,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    run_callback,
-)
-from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
+from impls._core import AcceptBackoff, SendQueue, SessionTable, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["EpollServer", "make_server"]
 
@@ -94,7 +89,6 @@ class Session:
     loop: Loop
     read_eof: bool = False  # recv returned 0
     out_armed: bool = False  # EPOLLOUT is in the interest list
-    linger_deadline: float = 0.0
 
     def __repr__(self) -> str:
         return (f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue} "
@@ -125,7 +119,7 @@ class Loop:
             os.eventfd_write(self.waker, 1)
 
 
-class EpollServer(FaultOptIn):
+class EpollServer(FaultOptIn, Ending[Session]):
     """Edge-triggered epoll, one loop per worker. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -141,7 +135,7 @@ class EpollServer(FaultOptIn):
         # Loop 0's alone: the listener has connections not yet accepted (an edge came, or
         # the last drain was cut short) -- and, out of descriptors, when to try again.
         self._accept_pending = False
-        self._accept_resume = 0.0
+        self._backoff = AcceptBackoff()
         self._stopping = False
 
     def start(
@@ -175,10 +169,7 @@ class EpollServer(FaultOptIn):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.close(CloseReason.DISCONNECT):
-                return False
-            self._begin_close(s)
-            return True
+            return s is not None and self._close(s, CloseReason.DISCONNECT)
 
     def stop(self) -> None:
         if any(threading.current_thread() is loop.thread for loop in self._loops):
@@ -240,18 +231,15 @@ class EpollServer(FaultOptIn):
     def _next_deadline(self, loop: Loop) -> float | None:
         """epoll_wait timeout: until the nearest linger deadline (or, on loop 0, the accept
         retry after EMFILE), or forever (None)."""
-        deadlines = [s.linger_deadline for s in loop.closing]
-        if loop.index == 0 and self._accept_pending and self._accept_resume > time.monotonic():
-            deadlines.append(self._accept_resume)
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        now = time.monotonic()
+        accept = self._backoff.wake_at(now) if loop.index == 0 and self._accept_pending else None
+        return next_timeout([*(s.life.wake_at for s in loop.closing), accept], now)
 
     # ---- accept
 
     def _accept_due(self) -> bool:
         """Loop 0: connections wait to be accepted, and no EMFILE back-off is running."""
-        return self._accept_pending and time.monotonic() >= self._accept_resume
+        return self._accept_pending and self._backoff.due(time.monotonic())
 
     def _on_acceptable(self) -> None:
         """Accept until EAGAIN: the burst arrived as one edge (S10)."""
@@ -263,11 +251,7 @@ class EpollServer(FaultOptIn):
                 self._accept_pending = False  # drained: the next connect is a new edge
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    # Out of descriptors: the connection stays in the backlog. Neither
-                    # retry at once (a spin, S6) nor wait for a new edge (it may never
-                    # come, S10): back off and come back.
-                    self._accept_later()
+                if self._accept_failed(exc.errno):
                     return
                 continue  # ECONNABORTED and friends: that one connection is gone
             loop = self._loops[next(self._next_loop)]
@@ -278,17 +262,16 @@ class EpollServer(FaultOptIn):
                 loop.inbox.append((conn, (addr[0], addr[1])))
                 loop.wake()
 
-    def _accept_later(self) -> None:
-        """accept() failed with EMFILE/ENFILE: out of file descriptors.
+    def _accept_failed(self, error: int | None) -> bool:
+        """accept() failed: True if the core's back-off says leave the listener for a while.
 
-        The trap: the connection was not taken, it still waits in the backlog, and the
-        listener stays readable. Retry at once and the loop spins a core until a descriptor
-        is freed (S6). Clear `_accept_pending` and wait for the next edge, and that edge may
+        The trap, out of descriptors (EMFILE): the connection was not taken, it still waits in
+        the backlog. Clear `_accept_pending` and wait for the next edge, and that edge may
         never come -- nobody else connects, and the backlog is stranded (S10). So the drain
-        stays pending and resumes after ACCEPT_RETRY, on a timer epoll_wait wakes for
-        (`_next_deadline`), as the other models back off.
+        stays pending and resumes after the back-off, on a timer epoll_wait wakes for
+        (`_next_deadline`).
         """
-        self._accept_resume = time.monotonic() + ACCEPT_RETRY
+        return self._backoff.failed(error, time.monotonic()) > 0
 
     def _adopt(self, loop: Loop, conn: socket.socket, addr: tuple[str, int]) -> None:
         """A connection handed to this loop: give it an id, watch it, greet the handler."""
@@ -370,45 +353,38 @@ class EpollServer(FaultOptIn):
             s.out_armed = False
             s.loop.epoll.modify(s.sock.fileno(), BASE)
 
-    # ---- release
-
-    def _close(self, s: Session, reason: CloseReason) -> None:
-        """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
-        if s.life.close(reason):
-            self._begin_close(s)
-        elif reason is CloseReason.RESET and s.life.closing:
-            # Already closing, and now the connection is gone: no byte can be flushed to it
-            # any more, so abort now, not at the end of linger (S12).
-            s.linger_deadline = time.monotonic()
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        s.linger_deadline = time.monotonic() + self._config.linger
+        """Its loop flushes it and ends it (`_finish_closing`) from its next turn on."""
         s.loop.closing.add(s)
         s.loop.flush_soon.add(s)
         s.loop.wake()
 
+    def _seen(self, s: Session) -> Seen:
+        return Seen(queued=bool(s.queue))
+
+    def _send_fin(self, s: Session) -> None:
+        quietly(s.sock.shutdown, socket.SHUT_WR)
+
+    def _abort(self, s: Session) -> None:
+        abort_on_close(s.sock)
+
+    def _release(self, s: Session) -> None:
+        s.loop.closing.discard(s)
+        s.loop.more_to_read.discard(s)
+        del s.loop.sessions[s.sock.fileno()]
+        s.loop.epoll.unregister(s.sock.fileno())
+        self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
+        s.sock.close()
+
     def _finish_closing(self, loop: Loop) -> None:
-        """Release every CLOSING session whose queue is flushed or whose linger expired."""
+        """Every turn: perform what the core says each closing session of `loop` needs;
+        on_release for those it released, without the lock (S13)."""
         assert self._handler is not None
         now = time.monotonic()
-        done: list[Session] = []
         with self._lock:
-            for s in list(loop.closing):
-                abort = s.life.reason is CloseReason.RESET or now >= s.linger_deadline
-                if s.queue and not abort:
-                    continue  # still flushing (S5, S9)
-                if abort:
-                    abort_on_close(s.sock)
-                else:
-                    quietly(s.sock.shutdown, socket.SHUT_WR)  # FIN after the flushed bytes
-                loop.closing.discard(s)
-                loop.more_to_read.discard(s)
-                del loop.sessions[s.sock.fileno()]
-                loop.epoll.unregister(s.sock.fileno())
-                self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
-                s.sock.close()
-                s.life.release()
-                done.append(s)
+            done = [s for s in list(loop.closing) if advance(self, s, now)]
         for s in done:
             self._call(self._handler.on_release, s.id)
 

@@ -19,12 +19,14 @@ threads sits in GetQueuedCompletionStatus and handles whatever completed, on any
 
 What this means for our code
 ----------------------------
-The notes' Session: an id (never reused), the socket, a receive ring lent to the kernel by
+The Session of the course notes (docs/models/iocp.md): an id (never reused), the socket, a
+receive ring lent to the kernel by
 RecvPost (two WSABUFs when it wraps), a send queue written by SendPost with gather I/O, at
 most one send in flight (two in flight could complete on two workers in either order), and an
-IOCount of outstanding operations. The session is released exactly when it is CLOSING and its
-IOCount is zero -- by whichever worker brings it there -- so no completion can ever find it
-gone (S8), and on_release runs once, after every other handler of the session returned (S2).
+IOCount of outstanding operations. When to send FIN, abort and release is the core's
+decision (docs/core.md): released exactly when it is closing and its IOCount is zero -- by
+whichever worker brings it there -- so no completion can ever find it gone (S8), and
+on_release runs once, after every other handler of the session returned (S2).
 The handler of a completion holds its operation's count until it is done, and a recv is
 re-posted only after on_recv returned, so one session's callbacks never overlap (S2).
 
@@ -45,27 +47,19 @@ Sources:
 from __future__ import annotations
 
 import enum
-import errno
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conformance.api import ServerConfig, SessionHandler
 from impls._completion_port import ECANCELED, CompletionPort, OpKind, Overlapped, Packet
-from impls._core import (
-    CloseReason,
-    IoCount,
-    Lifecycle,
-    RingBuffer,
-    SendQueue,
-    SessionPool,
-    admit_send,
-    ready_to_release,
-    run_callback,
-)
-from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
+from impls._core import RingBuffer, SendQueue, SessionPool, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, IoCount, Lifecycle, Seen, admit_send, advance
+from impls._ending import Ending
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 if TYPE_CHECKING:
     from conformance.faults import FaultInjector
@@ -107,8 +101,6 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     recv_ov: Overlapped | None = None  # the one WSARecv in flight
     send_ov: Overlapped | None = None  # the one WSASend in flight
-    fin_sent: bool = False
-    aborted: bool = False
 
     def __repr__(self) -> str:
         return (f"<Session id={self.id} {self.life} {self.io} {self.queue} "
@@ -116,14 +108,15 @@ class Session:
                 f"send={'pending' if self.send_ov else 'idle'}>")
 
 
-class IocpServer(FaultOptIn):
+class IocpServer(FaultOptIn, Ending[Session]):
     """Proactor over an I/O completion port. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
         self._lock = threading.Lock()  # the table, the accept count, stopping
         self._all_done = threading.Condition(self._lock)
-        # The notes' session array: ids are (generation, slot index), never reused (S1).
+        # The session array of the course notes (docs/models/iocp.md): ids are (generation,
+        # slot index), never reused (S1).
         self._table: SessionPool[Session] = SessionPool()
         self._handler: SessionHandler | None = None
         self._port: CompletionPort | None = None
@@ -235,22 +228,19 @@ class IocpServer(FaultOptIn):
         self._accepts_pending += 1
         self._port.issue(Overlapped(OpKind.ACCEPT, self._listener))
 
-    def _accept_repost(self, error: int) -> None:
-        """An AcceptEx failed: post another, so ACCEPTS_POSTED stay outstanding (S10).
-        Caller holds self._lock.
+    def _accept_failed(self, error: int) -> None:
+        """An AcceptEx failed: post another, so ACCEPTS_POSTED stay outstanding (S10) -- at
+        once, or after the core's back-off. Caller holds self._lock.
 
-        The trap is EMFILE/ENFILE (Windows: WSAEMFILE, WSAENOBUFS): out of descriptors, the
-        connection stays in the backlog and the listener stays ready, so an AcceptEx posted
-        now fails at once, and again, and again -- a worker spins a core until a descriptor
-        is freed (S6). So that one is re-posted after ACCEPT_RETRY, by a timer packet, as the
-        other models back off; meanwhile it still counts as pending, so stop() waits for it.
-        Any other failure (ECONNABORTED: that connection was reset before it was accepted)
-        concerns one connection only: the next may be waiting, so post at once.
+        The trap is EMFILE (Windows: WSAEMFILE, WSAENOBUFS): out of descriptors, an AcceptEx
+        posted now fails at once, and again, and again -- a worker spins a core until a
+        descriptor is freed (S6). So it is re-posted by a timer packet; meanwhile it still
+        counts as pending, so stop() waits for it.
         """
         assert self._port is not None
-        if error in (errno.EMFILE, errno.ENFILE):
+        if delay := accept_retry_delay(error):
             self._accepts_pending += 1
-            self._port.post_after(ACCEPT_RETRY, Key.ACCEPT_RETRY, Overlapped(OpKind.TIMER, None))
+            self._port.post_after(delay, Key.ACCEPT_RETRY, Overlapped(OpKind.TIMER, None))
         else:
             self._accept_post()
 
@@ -277,7 +267,7 @@ class IocpServer(FaultOptIn):
                 if not self._stopping and packet.error != ECANCELED:
                     # Failed, e.g. out of descriptors (EMFILE): re-post -- after a back-off,
                     # since an AcceptEx posted at once would fail at once, forever (S6).
-                    self._accept_repost(packet.error)
+                    self._accept_failed(packet.error)
                 return
             self._accept_post()  # keep ACCEPTS_POSTED outstanding (S10)
             s = self._table.add(lambda sid: Session(
@@ -335,7 +325,7 @@ class IocpServer(FaultOptIn):
         in the queue, untouched, until the completion says how much was sent. Caller holds
         s.lock."""
         assert self._port is not None
-        if s.send_ov is not None or not s.queue or s.aborted:
+        if s.send_ov is not None or not s.queue or s.life.aborting:
             return
         s.send_ov = Overlapped(OpKind.SEND, s.sock, s.queue.buffers())
         s.io.started()
@@ -349,64 +339,55 @@ class IocpServer(FaultOptIn):
             elif not packet.error:
                 s.queue.written(packet.nbytes)  # S4: a short completion keeps the rest
                 self._send_post(s)
-            self._finish_close(s)
         self._finished(s)
 
-    # ---- release
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
-    def _close(self, s: Session, reason: CloseReason) -> bool:
-        """Begin closing (caller holds s.lock); True if this call did."""
+    def _begin_close(self, s: Session) -> None:
+        """Arm the linger timer, and do at once what is due (FIN if nothing is queued). The
+        timer finds the session by id: if it is gone by then, nothing to do (S8)."""
         assert self._port is not None
-        if not s.life.close(reason):
-            return False
-        if reason.flushes:
-            # The linger timer finds the session by id: if it is gone by then, nothing to do.
-            timer = Overlapped(OpKind.TIMER, None)
-            self._port.post_after(self._config.linger, Linger(s.id), timer)
-        else:
-            self._abort(s)
-        self._finish_close(s)
-        return True
+        now = time.monotonic()
+        if (deadline := s.life.wake_at) is not None and deadline > now:
+            self._port.post_after(deadline - now, Linger(s.id), Overlapped(OpKind.TIMER, None))
+        advance(self, s, now)  # never releases: every caller holds an IOCount reference
 
-    def _finish_close(self, s: Session) -> None:
-        """Once a closing session's queue is flushed: FIN, and cancel the pending recv so it
-        completes and the IOCount can reach zero. Caller holds s.lock."""
+    def _seen(self, s: Session) -> Seen:
+        return Seen(queued=bool(s.queue) or s.send_ov is not None, io_idle=s.io.idle)
+
+    def _send_fin(self, s: Session) -> None:
+        """FIN after every accepted byte; CancelIoEx, so the pending recv completes and the
+        IOCount can reach zero."""
         assert self._port is not None
-        if not s.life.closing or s.fin_sent or s.send_ov is not None:
-            return
-        if s.queue and not s.aborted:
-            return  # still flushing (S5, S9)
-        s.fin_sent = True
-        if not s.aborted:
-            quietly(s.sock.shutdown, socket.SHUT_WR)  # FIN after every accepted byte
-        self._port.cancel(s.sock)  # CancelIoEx: the recv completes with ECANCELED
+        quietly(s.sock.shutdown, socket.SHUT_WR)
+        self._port.cancel(s.sock)
 
     def _abort(self, s: Session) -> None:
-        """Send nothing more and cancel everything in flight; close() will send RST."""
+        """Send nothing more (`_send_post`) and cancel everything in flight; close() sends RST."""
         assert self._port is not None
-        s.aborted = True
         abort_on_close(s.sock)
         self._port.cancel(s.sock)
+
+    def _release(self, s: Session) -> None:
+        s.sock.close()  # no operation is pending on it: nothing can touch it any more
 
     def _on_linger_expired(self, session_id: int) -> None:
         s = self._lookup(session_id)
         if s is None:
             return  # Stale timer: the session was released in time. Nothing to do (S8).
         with s.lock:
-            if s.life.closing and not s.fin_sent:
-                self._abort(s)  # the peer did not take the bytes within linger (S9)
-                self._finish_close(s)
+            s.io.started()  # this handler's own reference, as every handler holds one
+            s.life.expire()  # the peer did not take the bytes within linger (S9)
+        self._finished(s)
 
     def _finished(self, s: Session) -> None:
-        """A completion handler is done: drop its IOCount; the one that brings a CLOSING
-        session to zero releases it -- exactly once (S2, S8)."""
-        assert self._handler is not None and self._port is not None
+        """A completion handler is done: drop its IOCount, and perform what the core says; the
+        handler that brings a closing session to zero releases it -- exactly once (S2, S8)."""
+        assert self._handler is not None
         with s.lock:
             s.io.finished()
-            if not ready_to_release(s.life, s.io):
-                return
-            s.sock.close()  # no operation is pending on it: nothing can touch it any more
-            s.life.release()  # from here on, send(id) and disconnect(id) return False (S8)
+            if not advance(self, s, time.monotonic()):
+                return  # from RELEASE on, send(id) and disconnect(id) return False (S8)
         self._call(self._handler.on_release, s.id)
         with self._lock:
             self._table.remove(s.id)  # after on_release: stop() waits for an empty table

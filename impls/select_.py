@@ -25,8 +25,9 @@ One loop thread does all I/O and runs every callback, so callbacks never overlap
 need no lock among themselves. send() may come from any thread: it appends to the session's
 `SendQueue` under a lock and, if the loop may be asleep in select, wakes it through a
 socketpair -- the classic self-pipe trick. The loop writes queued bytes when the socket is
-writable, keeps whatever the kernel did not take (S4), and closes a session only after its
-queue is flushed or its linger deadline passed (S5, S9).
+writable, keeps whatever the kernel did not take (S4), and at the end of every turn performs
+what the core (docs/core.md) says each closing session needs: FIN once its queue is flushed,
+RST once its linger deadline passed (S5, S9), then release.
 
 Clauses this file works hardest for: S6 (write interest only while bytes are queued),
 S13 (the lock is never held while a callback runs), S4 (partial writes).
@@ -48,15 +49,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    run_callback,
-)
-from impls._sockets import ACCEPT_RETRY, FaultOptIn, abort_on_close, listen, quietly
+from impls._core import AcceptBackoff, SendQueue, SessionTable, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
+from impls._sockets import FaultOptIn, abort_on_close, listen, quietly
 
 __all__ = ["SelectServer", "make_server"]
 
@@ -79,13 +75,12 @@ class Session:
     queue: SendQueue
     life: Lifecycle
     read_eof: bool = False  # recv returned 0: stop asking for readability
-    linger_deadline: float = 0.0  # when CLOSING with bytes queued: abort after this
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
 
 
-class SelectServer(FaultOptIn):
+class SelectServer(FaultOptIn, Ending[Session]):
     """One-thread select() loop. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -102,7 +97,7 @@ class SelectServer(FaultOptIn):
         self._waker_r: socket.socket
         self._waker_w: socket.socket
         self._asleep = False  # the loop is (about to be) blocked in select()
-        self._accept_resume = 0.0  # after an accept() failure, leave the listener until then
+        self._backoff = AcceptBackoff()  # after an accept() failure, leave the listener
         self._stopping = False
 
     def start(
@@ -129,11 +124,7 @@ class SelectServer(FaultOptIn):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.close(CloseReason.DISCONNECT):
-                return False
-            s.linger_deadline = time.monotonic() + self._config.linger
-            self._wake()
-            return True
+            return s is not None and self._close(s, CloseReason.DISCONNECT)
 
     def stop(self) -> None:
         if threading.current_thread() is self._loop_thread:
@@ -167,7 +158,7 @@ class SelectServer(FaultOptIn):
                 if self._stopping:
                     break
                 rlist = [self._waker_r]
-                if time.monotonic() >= self._accept_resume:
+                if self._backoff.due(time.monotonic()):
                     rlist.append(listener)
                 rlist += [s.sock for s in self._by_sock.values() if not s.read_eof]
                 wlist = [s.sock for s in self._by_sock.values() if self._wants_write(s)]
@@ -198,12 +189,9 @@ class SelectServer(FaultOptIn):
 
     def _next_deadline(self) -> float | None:
         """select() timeout: until the nearest linger deadline (or accept retry), or forever."""
-        deadlines = [s.linger_deadline for s in self._by_sock.values() if s.life.closing]
-        if self._accept_resume > time.monotonic():
-            deadlines.append(self._accept_resume)
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        now = time.monotonic()
+        wake = [s.life.wake_at for s in self._by_sock.values()]
+        return next_timeout([*wake, self._backoff.wake_at(now)], now)
 
     # ---- accept
 
@@ -216,8 +204,9 @@ class SelectServer(FaultOptIn):
             except OSError as exc:
                 # e.g. EMFILE: level-triggered, the listener would be reported again at once
                 log.warning("accept() failed: %s", exc)
-                self._accept_resume = time.monotonic() + ACCEPT_RETRY
-                return
+                if self._backoff.failed(exc.errno, time.monotonic()):
+                    return  # left out of rlist until the back-off is over
+                continue
             if conn.fileno() >= FD_SETSIZE:
                 log.error("fd %d >= FD_SETSIZE: select() cannot watch it; refusing", conn.fileno())
                 conn.close()
@@ -279,40 +268,34 @@ class SelectServer(FaultOptIn):
                 return
             s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
 
-    # ---- release
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
-    def _close(self, s: Session, reason: CloseReason) -> None:
-        """Mark the session CLOSING (caller holds the lock); `_finish_closing` does the rest."""
-        if s.life.close(reason):
-            s.linger_deadline = time.monotonic() + self._config.linger
-        elif reason is CloseReason.RESET:
-            # Already closing, and now the connection is gone: no byte can be flushed to it
-            # any more, so abort now, not at the end of linger (S12). Meanwhile its socket
-            # would stay readable (the error), and select() would return at once, every time.
-            s.linger_deadline = time.monotonic()
+    def _begin_close(self, s: Session) -> None:
+        """The loop's next turn flushes it and ends it (`_finish_closing`)."""
+        self._wake()
+
+    def _seen(self, s: Session) -> Seen:
+        return Seen(queued=bool(s.queue))
+
+    def _send_fin(self, s: Session) -> None:
+        quietly(s.sock.shutdown, socket.SHUT_WR)
+
+    def _abort(self, s: Session) -> None:
+        abort_on_close(s.sock)
+
+    def _release(self, s: Session) -> None:
+        del self._by_sock[s.sock]
+        self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
+        s.sock.close()
 
     def _finish_closing(self) -> None:
-        """Release every CLOSING session whose queue is flushed or whose linger expired."""
+        """Every turn: perform what the core says each closing session needs; on_release for
+        those it released, without the lock (S13)."""
         assert self._handler is not None
         now = time.monotonic()
-        done: list[Session] = []
         with self._lock:
-            for s in list(self._by_sock.values()):
-                if not s.life.closing:
-                    continue
-                reason = s.life.reason
-                abort = reason is CloseReason.RESET or now >= s.linger_deadline
-                if s.queue and not abort:
-                    continue  # still flushing (S5, S9)
-                if abort:
-                    abort_on_close(s.sock)
-                else:
-                    quietly(s.sock.shutdown, socket.SHUT_WR)  # FIN after the flushed bytes
-                del self._by_sock[s.sock]
-                self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
-                s.sock.close()
-                s.life.release()
-                done.append(s)
+            done = [s for s in list(self._by_sock.values())
+                    if s.life.closing and advance(self, s, now)]
         for s in done:
             self._call(self._handler.on_release, s.id)
 

@@ -24,7 +24,8 @@ task (`_serve`) with two children: the reader (receive_some -> on_recv) and the 
 they update the queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`,
 which never blocks the caller -- also when the caller is a callback on the Trio thread (S13).
 stop() cancels the accept loop and closes every session; trio.run returns when the nursery
-is empty, which is exactly "every session released" (S11).
+is empty, which is exactly "every session released" (S11). When to FIN, abort or release is
+the core's decision (docs/core.md); the writer task running is this model's IO outstanding.
 
 Clauses this file works hardest for: S13 (crossing from other threads into Trio without
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
@@ -38,22 +39,21 @@ Sources:
 
 from __future__ import annotations
 
+import contextlib
+import math
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
 
 from conformance.api import ServerConfig, SessionHandler
-from impls._core import (
-    CloseReason,
-    Lifecycle,
-    SendQueue,
-    SessionTable,
-    admit_send,
-    run_callback,
-)
-from impls._sockets import ACCEPT_BACKLOG, ACCEPT_RETRY, FaultOptIn, abort_on_close
+from impls._core import SendQueue, SessionTable, accept_retry_delay, run_callback
+from impls._core.lifecycle import CloseReason, Lifecycle, Seen, admit_send, advance, next_timeout
+from impls._ending import Ending
+from impls._sockets import ACCEPT_BACKLOG, FaultOptIn, abort_on_close, quietly
 
 __all__ = ["TrioServer", "make_server"]
 
@@ -73,13 +73,12 @@ class Session:
     wakeup: trio.Event = field(default_factory=trio.Event)  # the writer waits here
     read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     writer_done: trio.Event = field(default_factory=trio.Event)
-    fin_sent: bool = False  # everything accepted was sent, then EOF
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} {self.life} {self.queue}>"
 
 
-class TrioServer(FaultOptIn):
+class TrioServer(FaultOptIn, Ending[Session]):
     """A Trio task per session. See the module docstring."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -119,33 +118,25 @@ class TrioServer(FaultOptIn):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.close(CloseReason.DISCONNECT):
-                return False
-        self._poke(s)
-        return True
+            return s is not None and self._close(s, CloseReason.DISCONNECT)
 
     def stop(self) -> None:
-        if self._thread is None or threading.current_thread() is self._thread:
-            if self._thread is not None:
-                raise RuntimeError("stop() was called from inside a callback; "
-                                   "call it from the owner")
-            return
+        if self._thread is None:
+            return  # never started
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("stop() was called from inside a callback; call it from the owner")
         with self._lock:
             first, self._stopping = not self._stopping, True
         if first and self._token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._accept_scope.cancel)
-            except trio.RunFinishedError:
-                pass
         self._thread.join()  # trio.run returns when every session task has ended
 
     def _poke(self, s: Session) -> None:
         """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
         assert self._token is not None
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
             self._token.run_sync_soon(self._wake, s)
-        except trio.RunFinishedError:
-            pass  # the server is gone; so is the session
 
     def _wake(self, s: Session) -> None:
         """On the Trio thread: wake the writer, and stop the reader if the session closes."""
@@ -175,18 +166,14 @@ class TrioServer(FaultOptIn):
                 while True:
                     try:
                         stream = await listener.accept()
-                    except OSError:
-                        # EMFILE/ENFILE (Trio retries ECONNABORTED itself): the connection
-                        # waits in the backlog and the listener stays readable, so retrying
-                        # at once would spin. Back off, as trio.serve_listeners does.
-                        await trio.sleep(ACCEPT_RETRY)
+                    except OSError as exc:  # EMFILE (Trio retries ECONNABORTED itself)
+                        await trio.sleep(accept_retry_delay(exc.errno))
                         continue
                     sessions.start_soon(self._serve, stream)
             await listener.aclose()
             with self._lock:
                 for s in self._table:
-                    s.life.close(CloseReason.STOP)
-                    self._wake(s)
+                    self._close(s, CloseReason.STOP)
         # The nursery has waited for every session task: everything is released (S11).
 
     # ---- one session: accept, read and write, release
@@ -203,22 +190,25 @@ class TrioServer(FaultOptIn):
                 sid, self.session_stream(stream, sid), stream.socket, (host, port),
                 SendQueue(self._config.send_queue_limit)))
             if self._stopping:  # started after stop() looked at the table
-                s.life.close(CloseReason.STOP)
-        if not self._call(self._handler.on_connect, s.id, s.peer):
-            self._close(s, CloseReason.HANDLER_ERROR)
+                self._close(s, CloseReason.STOP)
+        ok = self._call(self._handler.on_connect, s.id, s.peer)
         with self._lock:
+            if not ok:
+                self._close(s, CloseReason.HANDLER_ERROR)
             s.life.connected()
         async with trio.open_nursery() as tasks:
             tasks.start_soon(self._write, s)
-            self._close(s, await self._read(s))
-            if s.life.reason is not None and s.life.reason.flushes:
-                await self._await_flush(s)
+            reason = await self._read(s)
+            with self._lock:
+                self._close(s, reason)
+            await self._await_flush(s)
             tasks.cancel_scope.cancel()
-        await self._release(s)
+        self._finish_closing(s)
 
     async def _await_flush(self, s: Session) -> None:
-        """The writer flushes what was accepted; linger bounds how long (S9)."""
-        with trio.move_on_after(self._config.linger):
+        """The writer flushes what was accepted; the linger deadline bounds how long (S9)."""
+        timeout = next_timeout([s.life.wake_at], time.monotonic())
+        with trio.move_on_after(math.inf if timeout is None else timeout):
             await s.writer_done.wait()
 
     async def _read(self, s: Session) -> CloseReason:
@@ -239,55 +229,60 @@ class TrioServer(FaultOptIn):
     async def _write(self, s: Session) -> None:
         """Wait for queued bytes, send_all them (partial sends are Trio's job), then FIN."""
         try:
-            await self._flush(s)
+            while True:
+                with self._lock:
+                    data = b"".join(s.queue.buffers()) if s.queue else b""
+                    if not data and s.life.closing:  # everything accepted is in the kernel:
+                        advance(self, s, time.monotonic())  # the core says FIN, unless it did
+                        return
+                    if not data:
+                        s.wakeup = trio.Event()
+                if not data:
+                    await s.wakeup.wait()
+                    continue
+                try:
+                    await s.stream.send_all(data)  # suspends while the peer does not read (S6)
+                except _STREAM_GONE:
+                    with self._lock:
+                        self._close(s, CloseReason.RESET)
+                    return
+                with self._lock:
+                    s.queue.written(len(data))
         finally:
             s.writer_done.set()
-
-    async def _flush(self, s: Session) -> None:
-        while True:
-            with self._lock:
-                data = b"".join(s.queue.buffers()) if s.queue else b""
-                if not data and s.life.closing:
-                    break
-                if not data:
-                    s.wakeup = trio.Event()
-            if not data:
-                await s.wakeup.wait()
-                continue
-            try:
-                await s.stream.send_all(data)  # suspends while the peer is not reading (S6)
-            except _STREAM_GONE:
-                self._close(s, CloseReason.RESET)
-                return
-            with self._lock:
-                s.queue.written(len(data))
-        if s.life.reason is not None and s.life.reason.flushes:
-            try:
-                await s.stream.send_eof()  # FIN after every accepted byte (S5, S9)
-            except _STREAM_GONE:
-                return
-            s.fin_sent = True
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
         an exception ends that session only (S12)."""
         return run_callback(callback, *args)
 
-    # ---- release
+    # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
-    def _close(self, s: Session, reason: CloseReason) -> None:
-        with self._lock:
-            s.life.close(reason)  # the first reason wins
-        self._wake(s)
+    def _begin_close(self, s: Session) -> None:
+        """Wake the writer to flush, and cancel the reader: `_wake`, soon, on the Trio thread
+        (run_sync_soon never blocks, so any thread may call this, holding the lock)."""
+        assert self._token is not None
+        with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
+            self._token.run_sync_soon(self._wake, s)
 
-    async def _release(self, s: Session) -> None:
+    def _seen(self, s: Session) -> Seen:
+        return Seen(queued=bool(s.queue), io_idle=s.writer_done.is_set())
+
+    def _send_fin(self, s: Session) -> None:
+        quietly(s.sock.shutdown, socket.SHUT_WR)  # what SocketStream.send_eof does
+
+    def _abort(self, s: Session) -> None:
+        abort_on_close(s.sock)
+
+    def _release(self, s: Session) -> None:
+        s.sock.close()  # what SocketStream.aclose does; no task uses it any more
+
+    def _finish_closing(self, s: Session) -> None:
+        """Its tasks ended, so nothing more goes out: advance to RELEASE, then on_release."""
         assert self._handler is not None
-        if not s.fin_sent:
-            abort_on_close(s.sock)  # linger expired or reset: RST (S9)
-        with trio.CancelScope(shield=True):
-            await s.stream.aclose()
         with self._lock:
-            s.life.release()  # from here on, send(id) and disconnect(id) return False (S8)
+            s.life.expire()
+            advance(self, s, time.monotonic())
         self._call(self._handler.on_release, s.id)
         with self._lock:
             self._table.remove(s.id)

@@ -4,7 +4,7 @@ The OS reuses socket handles at once: close fd 7 and the next accept() returns f
 application that still holds "session 7" from the old connection -- in a queued job, a timer,
 a late completion -- would then send to the new player. So the id is not the handle: it is a
 64-bit counter. At 4,000 connects a second it lasts 146 million years; a 32-bit one would wrap
-after 12 days, which is why the notes insist on 8 bytes.
+after 12 days, which is why the course notes insist on 8 bytes (docs/models/iocp.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The session pool of the notes: an array of slots, and 64-bit ids of (generation, index).
+"""The session pool of the course notes (docs/models/iocp.md): an array of slots, and
+64-bit ids of (generation, index).
 
 A C++ server keeps its sessions in a preallocated array, so an id must find its slot at once
 *and* tell a stale id from the slot's current user. The id packs both: the low INDEX_BITS are

@@ -1,8 +1,9 @@
 """A fixed-size ring of bytes: the receive buffer a RecvPost lends to the kernel.
 
 Rule 1: the free space is handed out as at most two segments, in order -- the end of the
-array, then its start when the ring wraps. That is the WSABUF[2] of the notes: one
-WSARecv (here recvmsg_into) fills both, so a wrapped ring costs no extra call.
+array, then its start when the ring wraps. That is the WSABUF[2] of the course notes
+(docs/models/iocp.md): one WSARecv (here recvmsg_into) fills both, so a wrapped ring costs no
+extra call.
 Rule 2: between `free_segments()` and `commit(n)` the segments belong to the kernel (an
 operation is pending on them); nothing else may write them.
 """

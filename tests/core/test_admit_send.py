@@ -19,7 +19,7 @@ def test_s8_unknown_id_is_refused():
 
 def test_s8_closing_session_is_refused_and_queues_nothing():
     r = Record()
-    r.life.close(CloseReason.DISCONNECT)
+    r.life.close(CloseReason.DISCONNECT, 0.0, 1.0)
     assert not admit_send(r, b"x")
     assert r.queue.pending == 0
 

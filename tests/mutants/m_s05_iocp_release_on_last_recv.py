@@ -33,7 +33,7 @@ class ReleaseOnLastRecvServer(IocpServer):
             s.recv_ov = None
             self._close(s, CloseReason.PEER_EOF)
             # BUG: the peer is gone, so close now -- with a WSASend still in flight.
-            s.fin_sent = s.aborted = True  # a closed socket takes no more WSASends
+            s.life.expire()  # a closed socket takes no more WSASends: the flush is over
             self._port.cancel(s.sock)
             s.sock.close()
         self._finished(s)

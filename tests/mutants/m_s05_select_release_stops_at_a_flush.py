@@ -3,7 +3,7 @@
 The bug:
 
     for s in sessions:
-        if s.closing and s.queue and not lingered:
+        if s.closing and not advance(s):  # the core says wait: still flushing
             break                        # meant: continue -- "still flushing, next one"
 
 One `break` for a `continue`. Every closing session the pass would meet after one that is
@@ -17,11 +17,9 @@ FIN'd session is not released within a second).
 
 from __future__ import annotations
 
-import socket
 import time
 
-from impls._core import CloseReason
-from impls._sockets import abort_on_close, quietly
+from impls._core import advance
 from impls.select_ import SelectServer, Session
 
 
@@ -34,17 +32,8 @@ class ReleaseStopsAtAFlushServer(SelectServer):
             for s in list(self._by_sock.values()):
                 if not s.life.closing:
                     continue
-                abort = s.life.reason is CloseReason.RESET or now >= s.linger_deadline
-                if s.queue and not abort:
+                if not advance(self, s, now):
                     break  # BUG: the sessions behind this one wait for its flush
-                if abort:
-                    abort_on_close(s.sock)
-                else:
-                    quietly(s.sock.shutdown, socket.SHUT_WR)
-                del self._by_sock[s.sock]
-                self._table.remove(s.id)
-                s.sock.close()
-                s.life.release()
                 done.append(s)
         for s in done:
             self._call(self._handler.on_release, s.id)

@@ -40,8 +40,9 @@ class ZeroRecvIgnoredServer(BlockingServer):
                     s.wakeup.wait(POLL)
                 continue
             self._call(self._handler.on_recv, s.id, bytes(buf[:n]))
-        self._close(s, CloseReason.STOP)
-        self._call(self._handler.on_release, s.id)
+        with self._lock:
+            self._close(s, CloseReason.STOP)
+        self._finish_closing(s)
         with self._lock:
             self._readers.discard(threading.current_thread())
 

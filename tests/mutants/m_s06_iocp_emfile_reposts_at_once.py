@@ -17,7 +17,7 @@ from impls.iocp import IocpServer
 
 
 class RepostAtOnceServer(IocpServer):
-    def _accept_repost(self, error: int) -> None:
+    def _accept_failed(self, error: int) -> None:
         self._accept_post()  # BUG: no back-off after EMFILE
 
 

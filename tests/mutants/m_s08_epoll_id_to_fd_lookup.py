@@ -53,10 +53,7 @@ class FdLookupServer(EpollServer):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._find(session_id)
-            if s is None or not s.life.close(CloseReason.DISCONNECT):
-                return False
-            self._begin_close(s)
-            return True
+            return s is not None and self._close(s, CloseReason.DISCONNECT)
 
 
 make_server = FdLookupServer

@@ -4,7 +4,7 @@ The bug, as it is usually written -- two habits that are each harmless alone:
 
     CreateIoCompletionPort((HANDLE)s->sock, port, s->slot, 0);   // key: the slot index
 
-    void Session::FinishClose() {              // the send queue is flushed: FIN, end the recv
+    void Session::SendFin() {                  // the send queue is flushed: FIN, end the recv
         shutdown(sock, SD_SEND);
         CancelIoEx((HANDLE)sock, &recvOv);
         recvPending = false;                   // "cancelled, so it is over":
@@ -75,7 +75,7 @@ class SlotKeyServer(IocpServer):
                 if s is None:
                     continue  # a free slot: nobody to give it to
                 if packet.overlapped is None:
-                    self._finished(s)  # the cancelled recv's IOCount (_finish_close)
+                    self._finished(s)  # the cancelled recv's IOCount (_send_fin)
                 elif packet.overlapped.kind is OpKind.RECV:
                     self._on_recv_done(s, packet)
                 else:
@@ -83,15 +83,9 @@ class SlotKeyServer(IocpServer):
             else:
                 raise AssertionError(f"completion with an unknown key: {packet}")
 
-    def _finish_close(self, s: Session) -> None:
+    def _send_fin(self, s: Session) -> None:
         assert self._port is not None
-        if not s.life.closing or s.fin_sent or s.send_ov is not None:
-            return
-        if s.queue and not s.aborted:
-            return
-        s.fin_sent = True
-        if not s.aborted:
-            quietly(s.sock.shutdown, socket.SHUT_WR)
+        quietly(s.sock.shutdown, socket.SHUT_WR)
         self._port.cancel(s.sock)
         if s.recv_ov is not None:
             # BUG: "cancelled, so it is over": its IOCount is given back now, by a packet of

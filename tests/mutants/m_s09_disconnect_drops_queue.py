@@ -21,10 +21,7 @@ class AbruptDisconnectServer(SelectServer):
     def disconnect(self, session_id: int) -> bool:
         with self._lock:
             s = self._table.get(session_id)
-            if s is None or not s.life.close(CloseReason.RESET):  # BUG: an abort, not a close
-                return False
-            self._wake()
-            return True
+            return s is not None and self._close(s, CloseReason.RESET)  # BUG: an abort
 
 
 make_server = AbruptDisconnectServer

@@ -22,6 +22,7 @@ import heapq
 import time
 
 from conformance.api import ServerConfig
+from impls._core import CloseReason
 from impls.epoll_et import EpollServer, Loop, Session
 
 
@@ -32,7 +33,8 @@ class FdTimerServer(EpollServer):
 
     def _begin_close(self, s: Session) -> None:
         super()._begin_close(s)
-        s.linger_deadline = float("inf")  # the heap decides when linger is over
+        if s.life.reason is not CloseReason.RESET:  # (a reset aborts at once, as before)
+            s.life.deadline = float("inf")  # the heap decides when linger is over
         heapq.heappush(self._timers, (time.monotonic() + self._config.linger, s.sock.fileno()))
 
     def _finish_closing(self, loop: Loop) -> None:
@@ -43,7 +45,7 @@ class FdTimerServer(EpollServer):
                 for owner in self._loops:
                     s = owner.sessions.get(fd)  # BUG: the fd may name a newcomer by now
                     if s is not None and s.life.closing:
-                        s.linger_deadline = now
+                        s.life.expire()
                         owner.wake()
         super()._finish_closing(loop)
 

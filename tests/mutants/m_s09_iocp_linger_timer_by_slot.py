@@ -20,25 +20,22 @@ EOF).
 
 from __future__ import annotations
 
+import time
+
 from impls._completion_port import OpKind, Overlapped
-from impls._core import CloseReason
+from impls._core import advance
 from impls._core.pool import INDEX_BITS
 from impls.iocp import IocpServer, Linger, Session
 
 
 class SlotLingerServer(IocpServer):
-    def _close(self, s: Session, reason: CloseReason) -> bool:
+    def _begin_close(self, s: Session) -> None:
         assert self._port is not None
-        if not s.life.close(reason):
-            return False
-        if reason.flushes:
+        now = time.monotonic()
+        if (deadline := s.life.wake_at) is not None and deadline > now:
             slot = s.id & ((1 << INDEX_BITS) - 1)  # BUG: the slot, not the id
-            self._port.post_after(self._config.linger, Linger(slot),
-                                  Overlapped(OpKind.TIMER, None))
-        else:
-            self._abort(s)
-        self._finish_close(s)
-        return True
+            self._port.post_after(deadline - now, Linger(slot), Overlapped(OpKind.TIMER, None))
+        advance(self, s, now)
 
     def _on_linger_expired(self, slot: int) -> None:
         with self._lock:
@@ -46,9 +43,9 @@ class SlotLingerServer(IocpServer):
                      if s.id & ((1 << INDEX_BITS) - 1) == slot]  # whoever holds it now
         for s in found:
             with s.lock:
-                if s.life.closing and not s.fin_sent:
-                    self._abort(s)
-                    self._finish_close(s)
+                s.io.started()
+                s.life.expire()  # aborts it if it is still flushing
+            self._finished(s)
 
 
 make_server = SlotLingerServer

@@ -3,7 +3,7 @@
 The bug:
 
     def send_post(s):
-        if s.send_in_flight or not s.queue:     # forgot: "or s.aborted"
+        if s.send_in_flight or not s.queue:     # forgot: "or s.life.aborting"
             return
         WSASend(s.sock, s.queue.buffers(), ...)
 

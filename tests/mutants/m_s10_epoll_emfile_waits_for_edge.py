@@ -19,8 +19,11 @@ from impls.epoll_et import EpollServer
 
 
 class WaitForEdgeServer(EpollServer):
-    def _accept_later(self) -> None:
-        self._accept_pending = False  # BUG: waits for a new edge, which may never come
+    def _accept_failed(self, error: int | None) -> bool:
+        backing_off = super()._accept_failed(error)
+        if backing_off:
+            self._accept_pending = False  # BUG: waits for a new edge, which may never come
+        return backing_off
 
 
 make_server = WaitForEdgeServer

@@ -30,8 +30,7 @@ class DoorClosedLastServer(BlockingServer):
     def stop(self) -> None:
         with self._lock:
             for s in self._table:
-                if s.life.close(CloseReason.STOP):
-                    self._begin_close(s)
+                self._close(s, CloseReason.STOP)
             readers = list(self._readers)
         for t in readers:
             t.join()

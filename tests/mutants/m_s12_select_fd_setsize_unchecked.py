@@ -23,7 +23,6 @@ import time
 from functools import partial
 
 from impls._core import CloseReason
-from impls._sockets import ACCEPT_RETRY
 from impls.select_ import ACCEPTS_PER_EVENT, SelectServer
 
 
@@ -34,9 +33,10 @@ class FdSetsizeUncheckedServer(SelectServer):
                 conn, addr = listener.accept()
             except BlockingIOError:
                 return
-            except OSError:  # EMFILE: back off, as the reference model does
-                self._accept_resume = time.monotonic() + ACCEPT_RETRY
-                return
+            except OSError as exc:  # EMFILE: back off, as the reference model does
+                if self._backoff.failed(exc.errno, time.monotonic()):
+                    return
+                continue
             conn.setblocking(False)  # BUG: conn.fileno() may be >= FD_SETSIZE
             with self._lock:
                 s = self._table.add(partial(self._new_session, conn=conn, addr=addr))

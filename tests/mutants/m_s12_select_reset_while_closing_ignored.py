@@ -18,16 +18,15 @@ the reset).
 
 from __future__ import annotations
 
-import time
-
 from impls._core import CloseReason
 from impls.select_ import SelectServer, Session
 
 
 class ResetWhileClosingIgnoredServer(SelectServer):
-    def _close(self, s: Session, reason: CloseReason) -> None:
-        if s.life.close(reason):  # BUG: a reset after the first reason changes nothing
-            s.linger_deadline = time.monotonic() + self._config.linger
+    def _close(self, s: Session, reason: CloseReason) -> bool:
+        if s.life.closing:
+            return False  # BUG: a reset after the first reason changes nothing
+        return super()._close(s, reason)
 
 
 make_server = ResetWhileClosingIgnoredServer

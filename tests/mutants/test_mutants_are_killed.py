@@ -11,6 +11,8 @@ replay of a failure saved by an earlier run.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
 import re
@@ -40,6 +42,45 @@ def test_every_clause_has_a_mutant():
 
     covered = {clause_of(m) for m in MUTANTS}
     assert covered == set(CLAUSES), f"clauses without a mutant: {set(CLAUSES) - covered}"
+
+
+# Methods a mutant adds for its own bug, overriding nothing (checked to exist nowhere above).
+OWN_HELPERS = {
+    "m_s04_iocp_two_sends_in_flight": {"_post_one"},
+    "m_s08_epoll_id_to_fd_lookup": {"_find"},
+    "m_s08_iocp_completion_key_is_the_slot": {"holder"},
+}
+
+
+def overrides_without_target(mutant: str) -> list[str]:
+    """Methods a mutant's classes define that their nearest reference base (a class from
+    `impls`) lacks: after a rename there, the override would be dead code -- the mutant would
+    run the reference's logic and survive, or die on another clause."""
+    module = importlib.import_module(f"tests.mutants.{mutant}")
+    missing = []
+    for cls in {c for c in vars(module).values()
+                if inspect.isclass(c) and c.__module__ == module.__name__}:
+        base = next((b for b in cls.__mro__[1:] if b.__module__.startswith("impls")), None)
+        assert base is not None, f"{mutant}.{cls.__name__} subclasses no reference class"
+        for name, value in vars(cls).items():
+            if not callable(value) and not isinstance(value, staticmethod | classmethod):
+                continue
+            if name.startswith("__") and name != "__init__":
+                continue
+            own = name in OWN_HELPERS.get(mutant, set())
+            if hasattr(base, name) == own:
+                where = f"{base.__module__}.{base.__qualname__}"
+                missing.append(f"{cls.__name__}.{name}: " + (
+                    f"listed as the mutant's own helper, but {where} has it" if own else
+                    f"{where} has no method {name!r} any more (renamed? update the mutant)"))
+    return sorted(missing)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS)
+def test_mutant_overrides_exist_on_the_reference(mutant):
+    """Fails fast, without a kill run, when a method a mutant overrides was renamed or removed
+    in its reference model (the extension surface is listed in docs/core.md)."""
+    assert not overrides_without_target(mutant)
 
 
 @pytest.mark.parametrize("mutant", MUTANTS)
