@@ -13,6 +13,7 @@ from typing import cast
 import pytest
 
 from conformance.bench import _output
+from conformance.bench._run import Run
 
 # Deadlines against a hang, generous for a loaded 2-core machine; not the expected times
 # (--quick takes ~15 s on a quiet machine).
@@ -55,7 +56,7 @@ def test_without_matplotlib_the_run_says_how_to_get_plots_outside_a_checkout(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The hint must work from a user's project too, where `-e '.[bench]'` names their own."""
     monkeypatch.setattr(_output, "_has", lambda name: name != "matplotlib")
-    why = _output.write_plots(cast(_output.Run, None), tmp_path)
+    why = _output.write_plots(cast(Run, None), tmp_path)
     assert isinstance(why, str) and "path/to/io-conformance[bench]" in why, why
     assert not list(tmp_path.iterdir())
 
