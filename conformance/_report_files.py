@@ -230,16 +230,24 @@ class ReportRun:
         config = self.config
         here = config.invocation_params.dir
         path = Path(item.path)
+        tail = item.nodeid[item.nodeid.find("::"):] if "::" in item.nodeid else ""
+        module = getattr(getattr(item, "module", None), "__name__", "")
         try:
-            where = str(path.relative_to(here))
+            cmd = ["python", "-m", "pytest", str(path.relative_to(here)) + tail]
         except ValueError:
-            where = str(path)
-        test = where + item.nodeid[item.nodeid.find("::"):] if "::" in item.nodeid else where
-        cmd = ["python", "-m", "pytest", test]
+            # The installed suite (`--pyargs conformance`): its path is inside this machine's
+            # site-packages, which the reader of a CI artifact does not have; its module name
+            # holds wherever io-conformance is installed.
+            cmd = (["python", "-m", "pytest", "--pyargs", module + tail]
+                   if module.startswith("conformance.")
+                   else ["python", "-m", "pytest", str(path) + tail])
         callspec = getattr(item, "callspec", None)
         if callspec is not None and "impl" in callspec.params \
                 and config.getoption("conformance_impl") is not None:
             cmd.append(f"--impl={callspec.params['impl']}")
+        impl_dir = config.getoption("conformance_impl_dir", None)
+        if impl_dir not in (None, "."):
+            cmd.append(f"--impl-dir={impl_dir}")
         seed = config.getoption("hypothesis_seed", None)
         if seed is not None:
             cmd.append(f"--hypothesis-seed={seed}")

@@ -1,8 +1,9 @@
 """What a run shows: a progress display while it runs, then tables, a JSON file and plots.
 
-rich draws the progress bar and the tables, matplotlib the plots; both come with
-`pip install -e '.[bench]'`. Without rich the same figures print as plain text, and without
-matplotlib the run says which plots it did not draw: the JSON file always has every figure.
+rich draws the progress bar and the tables, matplotlib the plots; both come with the `bench`
+extra (`pip install 'path/to/io-conformance[bench]'`; in a checkout, `pip install -e '.[bench]'`).
+Without rich the same figures print as plain text, and without matplotlib the run says which
+plots it did not draw: the JSON file always has every figure.
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
                 ) -> list[Path] | str:
     """throughput.{png,svg} and idle-cost.{png,svg}; or why none were drawn."""
     if not _has("matplotlib"):
-        return "no plots: matplotlib is not installed (pip install -e '.[bench]')"
+        return ("no plots: matplotlib is not installed (the bench extra: pip install "
+                "'path/to/io-conformance[bench]', or -e '.[bench]' in a checkout)")
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display

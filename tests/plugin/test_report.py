@@ -116,6 +116,37 @@ def test_the_reproduce_command_reproduces(serial: tuple[dict[str, Any], str, str
                                           for c in CLAUSES}}
 
 
+def test_the_reproduce_command_of_the_installed_suite_holds_elsewhere(tmp_path: Path) -> None:
+    """Run from a user's project (`--pyargs conformance`, the factory under `src/`), the command
+    names the suite's module, not this machine's path to it (a CI artifact is read on another
+    machine), and keeps `--impl-dir`; run again from that directory, it fails the same clause."""
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "mine.py").write_text(f"from {MUTANT.replace(':', ' import ')}\n")
+    env = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),
+           "PYTHONPATH": str(ROOT)}  # this checkout's suite, whatever is installed
+    options = ["-p", "no:cacheprovider", "-p", "no:xdist", "--conformance-replays=0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "--impl=mine:make_server",
+         "--impl-dir=src", "--clause=S7", "-k", PROPERTY, f"--hypothesis-seed={SEED}",
+         f"--conformance-report={tmp_path / 'first.json'}", *options],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-4000:]
+    (failure,) = valid(json.loads((tmp_path / "first.json").read_text()))["failures"]
+    command = shlex.split(failure["reproduce"])
+    assert command[:5] == ["python", "-m", "pytest", "--pyargs",
+                           f"conformance.suite.test_s06_s07_backpressure::{PROPERTY}"
+                           "[mine:make_server]"], command
+    assert "--impl-dir=src" in command and str(ROOT) not in failure["reproduce"], command
+
+    again = subprocess.run(
+        [sys.executable, *command[1:], f"--conformance-report={tmp_path / 'again.json'}",
+         *options], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1, (again.stdout + again.stderr)[-4000:]
+    verdicts = valid(json.loads((tmp_path / "again.json").read_text()))["verdicts"]
+    assert verdicts["mine:make_server"]["S7"] == "failed", verdicts
+
+
 def test_a_two_worker_run_writes_the_same_report(serial: tuple[dict[str, Any], str, str],
                                                  tmp_path: Path) -> None:
     """Everything but the run's own facts (times, arguments, workers) and the texts of one

@@ -8,6 +8,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
+
+import pytest
+
+from conformance.bench import _output
+from conformance.bench._run import Run
 
 # Deadlines against a hang, generous for a loaded 2-core machine; not the expected times
 # (--quick takes ~15 s on a quiet machine).
@@ -44,6 +50,15 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     assert report["generator"]["processes"] >= 1
     assert report["generator"]["fastest_baseline"] in servers
     assert "Ping-pong" in run.stdout and "x asyncio" in run.stdout
+
+
+def test_without_matplotlib_the_run_says_how_to_get_plots_outside_a_checkout(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The hint must work from a user's project too, where `-e '.[bench]'` names their own."""
+    monkeypatch.setattr(_output, "_has", lambda name: name != "matplotlib")
+    why = _output.write_plots(cast(Run, None), tmp_path)
+    assert isinstance(why, str) and "path/to/io-conformance[bench]" in why, why
+    assert not list(tmp_path.iterdir())
 
 
 def test_unknown_implementation_is_a_usage_error() -> None:
