@@ -122,6 +122,7 @@ class CompletionPort:
         self._later: list[tuple[float, int, Packet]] = []
         self._order = itertools.count()
         self._epoll = select.epoll()
+        self._armed: set[int] = set()  # fds registered with self._epoll
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wakeup, select.EPOLLIN)
         self._closed = False
@@ -210,8 +211,11 @@ class CompletionPort:
         """Run the pending operations of `fd` that can run now, in issue order per kind.
         True if none is left waiting. Caller holds the lock."""
         waiting = self._pending.get(fd, [])
+        blocked: list[OpKind] = []  # kinds that would block now: the rest of them would too
         for op in list(waiting):
             assert op.handle is not None
+            if op.kind in blocked:
+                continue  # e.g. 16 AcceptEx and one connection: one accept(), not 16
             error = 0
             try:
                 if op.kind is OpKind.RECV:
@@ -222,6 +226,7 @@ class CompletionPort:
                     op.conn, op.addr = op.handle.accept()
                     n = 0
             except (BlockingIOError, InterruptedError):
+                blocked.append(op.kind)
                 continue  # not ready: stays pending
             except OSError as exc:
                 n, error = 0, exc.errno or errno.EIO
@@ -272,17 +277,30 @@ class CompletionPort:
 
     def _arm(self, fd: int) -> None:
         """Watch `fd` for what its pending operations need (one-shot: re-armed per try)."""
-        kinds = {op.kind for op in self._pending.get(fd, [])}
         mask = select.EPOLLONESHOT
-        if kinds & {OpKind.RECV, OpKind.ACCEPT}:
-            mask |= select.EPOLLIN | select.EPOLLRDHUP
-        if OpKind.SEND in kinds:
-            mask |= select.EPOLLOUT
-        try:
-            self._epoll.modify(fd, mask)
-        except FileNotFoundError:
-            self._epoll.register(fd, mask)
+        for op in self._pending.get(fd, []):
+            # (`is` tests, not a set of kinds: an Enum's __hash__ is Python code, and this
+            # runs for every operation that cannot complete at once)
+            if op.kind is OpKind.SEND:
+                mask |= select.EPOLLOUT
+            else:  # RECV, ACCEPT
+                mask |= select.EPOLLIN | select.EPOLLRDHUP
+        # `_armed` spares the usual case a failing syscall and its exception; the fallbacks
+        # are for a fd the kernel dropped from epoll when it was closed, then reused.
+        if fd in self._armed:
+            try:
+                self._epoll.modify(fd, mask)
+            except FileNotFoundError:
+                self._epoll.register(fd, mask)
+        else:
+            try:
+                self._epoll.register(fd, mask)
+            except FileExistsError:
+                self._epoll.modify(fd, mask)
+            self._armed.add(fd)
 
     def _disarm(self, fd: int) -> None:
-        with contextlib.suppress(OSError, ValueError):  # not registered; closed (fd -1)
-            self._epoll.unregister(fd)
+        if fd in self._armed:  # most operations complete at once, never armed
+            self._armed.discard(fd)
+            with contextlib.suppress(OSError, ValueError):  # dropped by the kernel; fd -1
+                self._epoll.unregister(fd)

@@ -386,7 +386,9 @@ class IocpServer(FaultOptIn, Ending[Session]):
         assert self._handler is not None
         with s.lock:
             s.io.finished()
-            if not advance(self, s, time.monotonic()):
+            # (a live session has nothing for the core to decide: skip asking, on every
+            # completion of every echo)
+            if not s.life.closing or not advance(self, s, time.monotonic()):
                 return  # from RELEASE on, send(id) and disconnect(id) return False (S8)
         self._call(self._handler.on_release, s.id)
         with self._lock:

@@ -134,6 +134,11 @@ class TrioServer(FaultOptIn, Ending[Session]):
 
     def _poke(self, s: Session) -> None:
         """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
+        if threading.current_thread() is self._thread:
+            # Already on it -- send() from a callback, the echo server's case: wake the writer
+            # now. run_sync_soon would cost a write to Trio's wakeup socket and a loop pass.
+            self._wake(s)
+            return
         assert self._token is not None
         with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
             self._token.run_sync_soon(self._wake, s)
@@ -261,6 +266,9 @@ class TrioServer(FaultOptIn, Ending[Session]):
     def _begin_close(self, s: Session) -> None:
         """Wake the writer to flush, and cancel the reader: `_wake`, soon, on the Trio thread
         (run_sync_soon never blocks, so any thread may call this, holding the lock)."""
+        if threading.current_thread() is self._thread:
+            self._wake(s)  # as in `_poke`: on the Trio thread, no need to go round the loop
+            return
         assert self._token is not None
         with contextlib.suppress(trio.RunFinishedError):  # the server is gone; so is `s`
             self._token.run_sync_soon(self._wake, s)

@@ -1,6 +1,9 @@
-"""Where a model's CPU goes under ping-pong: cProfile in every thread the server starts.
+"""Where a model's CPU goes under load: cProfile in every thread the server starts.
 
-    python -m tools.profile_model --impl=epoll [--seconds 4] [--connections 100] [--top 15]
+    python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
+                                  [--connections 100] [--top 15]
+
+(churn: --connections is the number of connections open at once, as the benchmark's 8.)
 
 cProfile hooks only the thread that enables it, and the models run their loops, workers and
 session threads in threads of their own; so each thread gets its own profiler (timed by
@@ -41,7 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.profile_model")
     parser.add_argument("--impl", default="epoll")
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--workload", choices=["pingpong", "churn"], default="pingpong")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="default 100 for pingpong, 8 for churn")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
@@ -49,9 +54,10 @@ def main() -> None:
     app = EchoApp()
     server = app.server = impl.build(impl.config())
     host, port = server.start(app)
-    half = args.connections // 2
-    jobs = [Job("pingpong", host, port, n, 64, 5.0, 30.0)
-            for n in (half, args.connections - half) if n]
+    connections = args.connections or (100 if args.workload == "pingpong" else 8)
+    half = connections // 2
+    jobs = [Job(args.workload, host, port, n, 64, 5.0, 30.0)
+            for n in (half, connections - half) if n]
     try:
         with Generators(len(jobs)) as generators:
             outcomes, _ = generators.run(
@@ -64,8 +70,9 @@ def main() -> None:
     for profile in _profiles[1:]:
         stats.add(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
-    print(f"{args.impl}: {echoes} echoes in {args.seconds} s; {total:.2f} s of server CPU "
-          f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per echo, profiled)")
+    unit = "echo" if args.workload == "pingpong" else "connection"
+    print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {total:.2f} s of server CPU "
+          f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
 
