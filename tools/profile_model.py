@@ -1,6 +1,7 @@
 """Where a model's CPU goes under ping-pong: cProfile in every thread the server starts.
 
     python -m tools.profile_model --impl=epoll [--seconds 4] [--connections 100] [--top 15]
+    python -m tools.profile_model --impl=epoll --workload=churn --connections 8
 
 cProfile hooks only the thread that enables it, and the models run their loops, workers and
 session threads in threads of their own; so each thread gets its own profiler (timed by
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--workload", choices=("pingpong", "churn"), default="pingpong",
+                        help="churn: connect, one echo, close (--connections open at once)")
     args = parser.parse_args()
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     impl = resolve(args.impl)
@@ -50,7 +53,7 @@ def main() -> None:
     server = app.server = impl.build(impl.config())
     host, port = server.start(app)
     half = args.connections // 2
-    jobs = [Job("pingpong", host, port, n, 64, 5.0, 30.0)
+    jobs = [Job(args.workload, host, port, n, 64, 5.0, 30.0)
             for n in (half, args.connections - half) if n]
     try:
         with Generators(len(jobs)) as generators:
@@ -59,7 +62,7 @@ def main() -> None:
                 lambda start, end: threading.Event().wait(max(0.0, end - time.monotonic())))
     finally:
         server.stop()
-    echoes = sum(o.count for o in outcomes)
+    echoes = sum(o.count for o in outcomes)  # churn: connections
     stats = pstats.Stats(_profiles[0])
     for profile in _profiles[1:]:
         stats.add(profile)
