@@ -23,9 +23,13 @@ What this means for our code
 ----------------------------
 One loop thread does all I/O and runs every callback, so callbacks never overlap (S2) and
 need no lock among themselves. send() may come from any thread: it appends to the session's
-`SendQueue` under a lock and, if the loop may be asleep in select, wakes it through a
-socketpair -- the classic self-pipe trick. The loop writes queued bytes when the socket is
-writable, keeps whatever the kernel did not take (S4), and at the end of every turn performs
+`SendQueue` under a lock and writes at once, from the head of the queue (asyncio's "optimistic
+write": usually the kernel takes it all and the loop never hears of it). Only if bytes are left
+over -- the send buffer is full -- does the loop need to watch for writability; if it may be
+asleep in select, send() wakes it through a socketpair -- the classic self-pipe trick. Every
+write happens under the lock, so bytes of two threads never interleave (S4), and the socket is
+non-blocking, so send() never waits for the peer (S6). The loop writes the rest when the socket
+is writable, keeps whatever the kernel did not take (S4), and at the end of every turn performs
 what the core (docs/core.md) says each closing session needs: FIN once its queue is flushed,
 RST once its linger deadline passed (S5, S9), then release.
 
@@ -118,7 +122,9 @@ class SelectServer(FaultOptIn, Ending[Session]):
             s = self._table.get(session_id)
             if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
-            self._wake()  # the loop must add this socket to the write set
+            self._write(s)
+            if s.queue:
+                self._wake()  # the loop must add this socket to the write set
             return True
 
     def disconnect(self, session_id: int) -> bool:
@@ -257,16 +263,21 @@ class SelectServer(FaultOptIn, Ending[Session]):
 
     def _on_writable(self, s: Session) -> None:
         with self._lock:
-            if not s.queue:
-                return
-            try:
-                n = s.sock.sendmsg(s.queue.buffers())  # gather write: one syscall, many chunks
-            except BlockingIOError:
-                return
-            except OSError:
-                self._close(s, CloseReason.RESET)
-                return
-            s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
+            self._write(s)
+
+    def _write(self, s: Session) -> None:
+        """One write of what is queued, if anything is; caller holds the lock (the loop, or
+        send() on any thread). Level-triggered, the loop hears again if bytes remain."""
+        if not s.queue:
+            return
+        try:
+            n = s.sock.sendmsg(s.queue.buffers())  # gather write: one syscall, many chunks
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(s, CloseReason.RESET)
+            return
+        s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
 
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
