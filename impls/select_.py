@@ -94,6 +94,9 @@ class SelectServer(FaultOptIn, Ending[Session]):
         self._lock = threading.Lock()
         self._table: SessionTable[Session] = SessionTable()
         self._by_sock: dict[socket.socket, Session] = {}  # loop thread only
+        # Sessions whose ending began, not yet released (guarded by the lock): each turn
+        # looks at these only, not at every session (select already costs O(all) per call).
+        self._closing: set[Session] = set()
         self._listener: socket.socket | None = None
         self._handler: SessionHandler | None = None
         self._loop_thread: threading.Thread | None = None
@@ -194,9 +197,12 @@ class SelectServer(FaultOptIn, Ending[Session]):
         return bool(s.queue)
 
     def _next_deadline(self) -> float | None:
-        """select() timeout: until the nearest linger deadline (or accept retry), or forever."""
+        """select() timeout: until the nearest linger deadline (or accept retry), or forever.
+        Caller holds the lock. A closing session with nothing queued is due now: its ending
+        began after this turn's `_finish_closing` (a disconnect() from another thread while
+        the loop was awake, so `_wake` did not write to the pipe)."""
         now = time.monotonic()
-        wake = [s.life.wake_at for s in self._by_sock.values()]
+        wake = [s.life.wake_at if s.queue else now for s in self._closing]
         return next_timeout([*wake, self._backoff.wake_at(now)], now)
 
     # ---- accept
@@ -283,6 +289,7 @@ class SelectServer(FaultOptIn, Ending[Session]):
 
     def _begin_close(self, s: Session) -> None:
         """The loop's next turn flushes it and ends it (`_finish_closing`)."""
+        self._closing.add(s)
         self._wake()
 
     def _seen(self, s: Session) -> Seen:
@@ -295,6 +302,7 @@ class SelectServer(FaultOptIn, Ending[Session]):
         abort_on_close(s.sock)
 
     def _release(self, s: Session) -> None:
+        self._closing.discard(s)
         del self._by_sock[s.sock]
         self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
         s.sock.close()
@@ -303,10 +311,11 @@ class SelectServer(FaultOptIn, Ending[Session]):
         """Every turn: perform what the core says each closing session needs; on_release for
         those it released, without the lock (S13)."""
         assert self._handler is not None
+        if not self._closing:  # read without the lock: one added meanwhile has woken us
+            return
         now = time.monotonic()
         with self._lock:
-            done = [s for s in list(self._by_sock.values())
-                    if s.life.closing and advance(self, s, now)]
+            done = [s for s in list(self._closing) if advance(self, s, now)]
         for s in done:
             self._call(self._handler.on_release, s.id)
 
