@@ -24,15 +24,20 @@ What this means for our code
 ----------------------------
 `workers` loops, each a thread with its own epoll and its own wakeup eventfd. Loop 0 also
 owns the listener; it accepts and hands each connection to a loop, round-robin, through that
-loop's inbox. A session belongs to one loop for its whole life, so its callbacks come from
-one thread and never overlap (S2). Draining is fair: each turn reads at most READS_PER_TURN
-times from one socket and accepts at most ACCEPTS_PER_TURN connections; a socket cut short is
-remembered and served next turn, because no new edge will come for it.
+loop's inbox (its own share it adopts at once: posting to itself would cost a turn). A
+session belongs to one loop for its whole life, so its callbacks come from one thread and
+never overlap (S2). Draining is fair: each turn reads at most READS_PER_TURN times from one
+socket and accepts at most ACCEPTS_PER_TURN connections; a socket cut short is remembered and
+served next turn, because no new edge will come for it.
 The same goes for accept() failing with EMFILE (out of descriptors): the connection stays in
 the backlog with no new edge to come, so the drain stays pending and resumes after a back-off.
 
-send() from any thread appends to the session's queue under a lock and asks the owning loop to
-flush; the loop writes until EAGAIN and arms EPOLLOUT only then. Closing is as in the select
+send() from any thread appends to the session's queue under a lock and, unless EPOLLOUT is
+already armed (the kernel's buffer was full), writes at once -- usually the whole message, and
+the loop never hears of it (asyncio's "optimistic write"). Only what the kernel refuses waits:
+EPOLLOUT is armed then, and the loop writes the rest when it fires. Every write happens under
+the lock, from the head of the queue, so two threads never interleave bytes (S4), and the
+socket is non-blocking, so send() never waits for the peer (S6). Closing is as in the select
 model: the core decides (docs/core.md), each loop performs for its own sessions.
 
 Clauses this file works hardest for: S10 (accept until EAGAIN), S3/S5 (read until EAGAIN or
@@ -88,7 +93,12 @@ class Session:
     life: Lifecycle
     loop: Loop
     read_eof: bool = False  # recv returned 0
-    out_armed: bool = False  # EPOLLOUT is in the interest list
+    out_armed: bool = False  # EPOLLOUT is in the interest list (guarded by the server's lock)
+    # The descriptor, asked once: epoll and `Loop.sessions` need it on every event.
+    fd: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fd = self.sock.fileno()
 
     def __repr__(self) -> str:
         return (f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue} "
@@ -162,8 +172,10 @@ class EpollServer(FaultOptIn, Ending[Session]):
             if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
             if data and not s.out_armed:
-                s.loop.flush_soon.add(s)
-                s.loop.wake()  # no-op from the loop's own thread: it is awake
+                # The optimistic write: no loop turn, no wakeup, no EPOLLOUT in the common
+                # case. With EPOLLOUT armed the kernel's buffer was full a moment ago: leave
+                # it to the loop rather than try a write that would almost surely fail.
+                self._on_writable(s)
             return True
 
     def disconnect(self, session_id: int) -> bool:
@@ -186,11 +198,13 @@ class EpollServer(FaultOptIn, Ending[Session]):
 
     def _run(self, loop: Loop) -> None:
         buf = bytearray(RECV_SIZE)
+        listener_fd = self._listener.fileno() if loop.index == 0 and self._listener else -1
         while True:
             with self._lock:
                 stopping = self._stopping
                 if stopping:
                     self._shut_down(loop)
+                    listener_fd = -1  # closed: its number may come back as a session's
                 if stopping and not loop.sessions:
                     break
                 accept_now = loop.index == 0 and self._accept_due() and not stopping
@@ -198,32 +212,37 @@ class EpollServer(FaultOptIn, Ending[Session]):
                 timeout = 0.0 if busy else self._next_deadline(loop)
                 loop.asleep = not busy
             events = loop.epoll.poll(timeout, MAX_EVENTS)
+            # One lock round trip for what other threads hand over and for the writes EPOLLOUT
+            # asked for; reading (and so every callback) happens after it, without the lock.
             with self._lock:
                 loop.asleep = False
                 new, loop.inbox = loop.inbox, []
+                for fd, mask in events:
+                    if fd == loop.waker:
+                        quietly(os.eventfd_read, loop.waker)
+                    elif fd == listener_fd:
+                        self._accept_pending = True
+                    elif (s := loop.sessions.get(fd)) is not None:
+                        if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP
+                                   | select.EPOLLERR):
+                            loop.more_to_read.add(s)
+                        if mask & select.EPOLLOUT:
+                            self._on_writable(s)
             for conn, addr in new:
                 self._adopt(loop, conn, addr)
-            for fd, mask in events:
-                if fd == loop.waker:
-                    quietly(os.eventfd_read, loop.waker)
-                elif self._listener is not None and fd == self._listener.fileno():
-                    self._accept_pending = True
-                elif (s := loop.sessions.get(fd)) is not None:
-                    if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP
-                               | select.EPOLLERR):
-                        loop.more_to_read.add(s)
-                    if mask & select.EPOLLOUT:
-                        with self._lock:
-                            loop.flush_soon.add(s)
             if loop.index == 0 and self._accept_due() and not stopping:
                 self._on_acceptable()
             for s in list(loop.more_to_read):
                 loop.more_to_read.discard(s)
                 self._on_readable(s, buf)
-            with self._lock:
-                flush, loop.flush_soon = loop.flush_soon, set()
-                for s in flush:
-                    self._on_writable(s)
+            # send() writes for itself: what is left is the flush of sessions that began
+            # closing (`_begin_close`). Looked at without the lock: one added meanwhile makes
+            # the next turn busy (checked under the lock), so it waits at most one turn.
+            if loop.flush_soon:
+                with self._lock:
+                    flush, loop.flush_soon = loop.flush_soon, set()
+                    for s in flush:
+                        self._on_writable(s)
             self._finish_closing(loop)
         loop.epoll.close()
         os.close(loop.waker)
@@ -255,6 +274,9 @@ class EpollServer(FaultOptIn, Ending[Session]):
                     return
                 continue  # ECONNABORTED and friends: that one connection is gone
             loop = self._loops[next(self._next_loop)]
+            if loop.index == 0:  # ours: no need to post it to ourselves
+                self._adopt(loop, conn, (addr[0], addr[1]))
+                continue
             with self._lock:
                 if self._stopping:  # that loop may have exited already
                     conn.close()
@@ -282,10 +304,10 @@ class EpollServer(FaultOptIn, Ending[Session]):
                 conn.close()  # never announced, so nothing is owed to it
                 return
             s = self._table.add(partial(self._new_session, conn=conn, addr=addr, loop=loop))
-        loop.sessions[s.sock.fileno()] = s
+        loop.sessions[s.fd] = s
         # Registering a socket that already has data reports it at once, so nothing that
         # arrived before this line is missed.
-        loop.epoll.register(s.sock.fileno(), BASE)
+        loop.epoll.register(s.fd, BASE)
         ok = self._call(self._handler.on_connect, s.id, s.peer)
         with self._lock:
             s.life.connected()
@@ -334,7 +356,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
 
     def _on_writable(self, s: Session) -> None:
         """send until the queue is empty or EAGAIN; EPOLLOUT armed only in between (S6).
-        Caller holds the lock."""
+        Caller holds the lock: the loop thread, or any thread in send()."""
         if s.sock.fileno() < 0:
             return
         while s.queue:
@@ -343,7 +365,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
             except BlockingIOError:
                 if not s.out_armed:
                     s.out_armed = True
-                    s.loop.epoll.modify(s.sock.fileno(), WITH_OUT)
+                    s.loop.epoll.modify(s.fd, WITH_OUT)
                 return
             except OSError:
                 self._close(s, CloseReason.RESET)
@@ -351,7 +373,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
             s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
         if s.out_armed:
             s.out_armed = False
-            s.loop.epoll.modify(s.sock.fileno(), BASE)
+            s.loop.epoll.modify(s.fd, BASE)
 
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
@@ -373,8 +395,8 @@ class EpollServer(FaultOptIn, Ending[Session]):
     def _release(self, s: Session) -> None:
         s.loop.closing.discard(s)
         s.loop.more_to_read.discard(s)
-        del s.loop.sessions[s.sock.fileno()]
-        s.loop.epoll.unregister(s.sock.fileno())
+        del s.loop.sessions[s.fd]
+        s.loop.epoll.unregister(s.fd)
         self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
         s.sock.close()
 
@@ -382,6 +404,8 @@ class EpollServer(FaultOptIn, Ending[Session]):
         """Every turn: perform what the core says each closing session of `loop` needs;
         on_release for those it released, without the lock (S13)."""
         assert self._handler is not None
+        if not loop.closing:  # read without the lock, as `flush_soon` in `_run`
+            return
         now = time.monotonic()
         with self._lock:
             done = [s for s in list(loop.closing) if advance(self, s, now)]

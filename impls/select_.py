@@ -23,9 +23,13 @@ What this means for our code
 ----------------------------
 One loop thread does all I/O and runs every callback, so callbacks never overlap (S2) and
 need no lock among themselves. send() may come from any thread: it appends to the session's
-`SendQueue` under a lock and, if the loop may be asleep in select, wakes it through a
-socketpair -- the classic self-pipe trick. The loop writes queued bytes when the socket is
-writable, keeps whatever the kernel did not take (S4), and at the end of every turn performs
+`SendQueue` under a lock and writes at once, from the head of the queue (asyncio's "optimistic
+write": usually the kernel takes it all and the loop never hears of it). Only if bytes are left
+over -- the send buffer is full -- does the loop need to watch for writability; if it may be
+asleep in select, send() wakes it through a socketpair -- the classic self-pipe trick. Every
+write happens under the lock, so bytes of two threads never interleave (S4), and the socket is
+non-blocking, so send() never waits for the peer (S6). The loop writes the rest when the socket
+is writable, keeps whatever the kernel did not take (S4), and at the end of every turn performs
 what the core (docs/core.md) says each closing session needs: FIN once its queue is flushed,
 RST once its linger deadline passed (S5, S9), then release.
 
@@ -90,6 +94,9 @@ class SelectServer(FaultOptIn, Ending[Session]):
         self._lock = threading.Lock()
         self._table: SessionTable[Session] = SessionTable()
         self._by_sock: dict[socket.socket, Session] = {}  # loop thread only
+        # Sessions whose ending began, not yet released (guarded by the lock): each turn
+        # looks at these only, not at every session (select already costs O(all) per call).
+        self._closing: set[Session] = set()
         self._listener: socket.socket | None = None
         self._handler: SessionHandler | None = None
         self._loop_thread: threading.Thread | None = None
@@ -118,7 +125,9 @@ class SelectServer(FaultOptIn, Ending[Session]):
             s = self._table.get(session_id)
             if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
-            self._wake()  # the loop must add this socket to the write set
+            self._write(s)
+            if s.queue:
+                self._wake()  # the loop must add this socket to the write set
             return True
 
     def disconnect(self, session_id: int) -> bool:
@@ -188,9 +197,12 @@ class SelectServer(FaultOptIn, Ending[Session]):
         return bool(s.queue)
 
     def _next_deadline(self) -> float | None:
-        """select() timeout: until the nearest linger deadline (or accept retry), or forever."""
+        """select() timeout: until the nearest linger deadline (or accept retry), or forever.
+        Caller holds the lock. A closing session with nothing queued is due now: its ending
+        began after this turn's `_finish_closing` (a disconnect() from another thread while
+        the loop was awake, so `_wake` did not write to the pipe)."""
         now = time.monotonic()
-        wake = [s.life.wake_at for s in self._by_sock.values()]
+        wake = [s.life.wake_at if s.queue else now for s in self._closing]
         return next_timeout([*wake, self._backoff.wake_at(now)], now)
 
     # ---- accept
@@ -257,21 +269,27 @@ class SelectServer(FaultOptIn, Ending[Session]):
 
     def _on_writable(self, s: Session) -> None:
         with self._lock:
-            if not s.queue:
-                return
-            try:
-                n = s.sock.sendmsg(s.queue.buffers())  # gather write: one syscall, many chunks
-            except BlockingIOError:
-                return
-            except OSError:
-                self._close(s, CloseReason.RESET)
-                return
-            s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
+            self._write(s)
+
+    def _write(self, s: Session) -> None:
+        """One write of what is queued, if anything is; caller holds the lock (the loop, or
+        send() on any thread). Level-triggered, the loop hears again if bytes remain."""
+        if not s.queue:
+            return
+        try:
+            n = s.sock.sendmsg(s.queue.buffers())  # gather write: one syscall, many chunks
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(s, CloseReason.RESET)
+            return
+        s.queue.written(n)  # S4: a partial write leaves the rest queued, first in line
 
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
         """The loop's next turn flushes it and ends it (`_finish_closing`)."""
+        self._closing.add(s)
         self._wake()
 
     def _seen(self, s: Session) -> Seen:
@@ -284,6 +302,7 @@ class SelectServer(FaultOptIn, Ending[Session]):
         abort_on_close(s.sock)
 
     def _release(self, s: Session) -> None:
+        self._closing.discard(s)
         del self._by_sock[s.sock]
         self._table.remove(s.id)  # from here on, send(id) and disconnect(id) miss (S8)
         s.sock.close()
@@ -292,10 +311,11 @@ class SelectServer(FaultOptIn, Ending[Session]):
         """Every turn: perform what the core says each closing session needs; on_release for
         those it released, without the lock (S13)."""
         assert self._handler is not None
+        if not self._closing:  # read without the lock: one added meanwhile has woken us
+            return
         now = time.monotonic()
         with self._lock:
-            done = [s for s in list(self._by_sock.values())
-                    if s.life.closing and advance(self, s, now)]
+            done = [s for s in list(self._closing) if advance(self, s, now)]
         for s in done:
             self._call(self._handler.on_release, s.id)
 

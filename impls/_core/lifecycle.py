@@ -69,6 +69,11 @@ class SessionState(enum.Enum):
     ABORTING = "aborting"
     RELEASED = "released"
 
+    # Every send() and every step looks a state up in a set or a dict. Enum's own __hash__
+    # is Python code (hash of the name): a tenth of a session's life under churn. A member
+    # is a singleton compared by identity, so the identity hash is the same contract, in C.
+    __hash__ = object.__hash__
+
 
 class Event(enum.Enum):
     CONNECTED = "connected"  # on_connect returned
@@ -76,6 +81,8 @@ class Event(enum.Enum):
     DRAINED = "queue drained"  # nothing accepted is left to hand to the kernel
     DEADLINE = "deadline passed"  # linger is over (or a reset: nothing to wait for)
     IO_IDLE = "IO idle"  # nothing outstanding uses the socket (the proactor's IOCount is 0)
+
+    __hash__ = object.__hash__  # as SessionState's
 
 
 class Action(enum.Enum):
