@@ -39,6 +39,12 @@ PROFILES: dict[str, settings] = {
     "debug": settings(max_examples=8, verbosity=Verbosity.verbose, **_COMMON),  # type: ignore[arg-type]
     # Deep runs before a release: minutes per implementation.
     "thorough": settings(max_examples=100, **_COMMON),  # type: ignore[arg-type]
+    # Is this implementation caught at all? The default's examples, but the first failing one
+    # is the verdict, unshrunk: shrinking makes a report readable, and here nobody reads it
+    # (tests/mutants: each mutant must be caught on its clause; a kill no longer waits out
+    # the 15 s shrink budget).
+    "kill": settings(max_examples=8, **{  # type: ignore[arg-type]
+        **_COMMON, "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]}),
 }
 
 # Seconds of failing examples a test may spend shrinking (see `_run.ShrinkingStopped`):

@@ -98,6 +98,7 @@ def test_mutant_is_killed_on_its_clause(mutant, tmp_path):
         sys.executable, "-m", "pytest", str(ROOT / "conformance"), f"--impl={spec}",
         f"--clause={clause}", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
         f"--conformance-report={report}", "--conformance-replays=0",  # a kill, not its class
+        "--hypothesis-profile=kill",  # the first failing example is the verdict: no shrinking
     ]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
