@@ -97,7 +97,12 @@ def available() -> list[str]:
 
 
 def parse_impl_option(value: str | None) -> list[str]:
-    """`None` or `all` -> every built-in; otherwise a comma-separated list of specs."""
+    """`None` or `all` -> every built-in; otherwise a comma-separated list of specs, in which
+    `all` stands for every built-in too (`all,mymod:factory`: yours beside the references)."""
+    if value is not None and "," in value and value.strip(" ,"):
+        return list(dict.fromkeys(
+            name for part in value.split(",") if part.strip()
+            for name in parse_impl_option(part)))
     if value is None or value.strip() == "all":
         if not builtins():
             raise ImplError(

@@ -31,6 +31,8 @@ def test_the_builtins_are_the_entry_points_pyproject_declares() -> None:
 
 def test_impl_all_is_the_builtins_in_name_order() -> None:
     assert parse_impl_option("all") == parse_impl_option(None) == sorted(declared())
+    # `all` in a list: every built-in, then the others, each once
+    assert parse_impl_option("all,mymod:f,select") == [*sorted(declared()), "mymod:f"]
 
 
 def test_from_a_checkout_never_installed_the_builtins_come_from_its_pyproject(
