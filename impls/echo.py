@@ -77,8 +77,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                              "point, or package.module:factory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (the default)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="ServerConfig.workers, for models with a pool of loops or workers")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="ServerConfig.workers, for models with a pool of loops or "
+                             "workers (default 1: on CPython one thread runs Python at a "
+                             "time, so more loops only add hand-offs; the suite runs 2)")
     return parser.parse_args(argv)
 
 
@@ -90,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImplError as exc:
         _say(str(exc), err=True)
         return 2
-    config = impl.config() if args.workers is None else impl.config(workers=args.workers)
+    if args.workers < 1:
+        _say(f"--workers={args.workers}: give 1 or more", err=True)
+        return 2
+    config = impl.config(workers=args.workers)
     app = EchoApp()
     server = app.server = impl.build(config)
     # Blocked before start(): the server's threads inherit the mask, so SIGINT and SIGTERM

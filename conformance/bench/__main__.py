@@ -59,8 +59,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         "counts as stopped")
     p.add_argument("--processes", type=int, default=d.processes,
                    help="load generator processes")
-    p.add_argument("--workers", type=int, default=None,
-                   help="ServerConfig.workers for the implementations")
+    p.add_argument("--workers", default=",".join(map(str, d.workers)),
+                   help="ServerConfig.workers for the implementations; a list (1,2) "
+                        "measures each implementation once per value (default "
+                        f"{','.join(map(str, d.workers))}: see docs/performance.md)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--out", type=Path, default=Path("bench-results"),
                    help="directory for bench.json and the plots")
@@ -87,31 +89,40 @@ def _settings(args: argparse.Namespace) -> Settings:
         idle = tuple(int(x) for x in args.idle.split(",") if x.strip())
     except ValueError:
         raise ValueError(f"--idle={args.idle!r}: give numbers, e.g. 0,100,500,1000") from None
+    try:
+        workers = tuple(dict.fromkeys(int(x) for x in args.workers.split(",") if x.strip()))
+    except ValueError:
+        raise ValueError(f"--workers={args.workers!r}: give numbers, e.g. 1 or 1,2") from None
     counts = [args.connections, args.message_size, args.stream_connections,
-              args.stream_size, args.churn_clients, args.scaling_active, args.processes]
+              args.stream_size, args.churn_clients, args.scaling_active, args.processes,
+              *workers]
     if min(counts) < 1 or args.duration <= 0 or args.stall <= 0 or min(idle, default=0) < 0:
-        raise ValueError("sizes, counts, --duration and --stall must be positive")
+        raise ValueError("sizes, counts, --workers, --duration and --stall must be positive")
+    if not workers:
+        raise ValueError("--workers: give at least one number, e.g. 1")
     settings = Settings(
         connections=args.connections, message_size=args.message_size,
         stream_connections=args.stream_connections, stream_size=args.stream_size,
         churn_clients=args.churn_clients, scaling_active=args.scaling_active,
         idle_levels=idle or (0,), duration=args.duration, warmup=args.warmup,
         stall=args.stall, processes=args.processes, host=args.host,
-        workers=args.workers, workloads=workloads)
+        workers=workers, workloads=workloads)
     return settings
 
 
-def _servers(impl_option: str) -> list[ServerSpec]:
-    """Baselines first, then each implementation, resolved here so a bad name stops the run
-    before anything starts."""
+def _servers(impl_option: str, workers: tuple[int, ...]) -> list[ServerSpec]:
+    """Baselines first, then each implementation (once per --workers value, each next to the
+    others), resolved here so a bad name stops the run before anything starts."""
     specs = [ServerSpec(name, baseline=True) for name in baselines_available()]
     for name in parse_impl_option(impl_option):
         impl = resolve(name)
         module = sys.modules.get(getattr(impl.factory, "__module__", ""), None)
         # A model whose module declares FD_SETSIZE cannot watch descriptors from there on.
         limit = getattr(module, "FD_SETSIZE", None)
-        specs.append(ServerSpec(name, baseline=False,
-                                fd_setsize=limit if isinstance(limit, int) else None))
+        for n in workers:
+            specs.append(ServerSpec(name if len(workers) == 1 else f"{name} w{n}",
+                                    baseline=False, impl=name, workers=n,
+                                    fd_setsize=limit if isinstance(limit, int) else None))
     return specs
 
 
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     try:
         settings = _settings(args)
-        servers = _servers(args.impl)
+        servers = _servers(args.impl, settings.workers)
     except (ImplError, ValueError) as exc:
         print(f"conformance.bench: {exc}", file=sys.stderr)
         return 2

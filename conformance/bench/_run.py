@@ -52,7 +52,10 @@ class Settings:
     stall: float = 5.0  # a connection with no progress for this long: stopped echoing
     processes: int = 2  # load generator processes
     host: str = "127.0.0.1"
-    workers: int | None = None  # ServerConfig.workers for the implementations
+    # ServerConfig.workers for the implementations, one row per value. One by default: the
+    # generator takes the other core, and a CPython model runs one thread's Python at a time
+    # (the GIL), so a second loop or worker only adds hand-offs (docs/performance.md).
+    workers: tuple[int, ...] = (1,)
     workloads: tuple[str, ...] = WORKLOADS
 
     def connect_deadline(self, connections: int) -> float:
@@ -121,8 +124,7 @@ class Run:
             for spec in self.servers:
                 progress(f"{spec.name}: starting")
                 try:
-                    running[spec.name] = ServerProcess.start(spec, s.host, 0, s.workers,
-                                                             START_DEADLINE)
+                    running[spec.name] = ServerProcess.start(spec, s.host, 0, START_DEADLINE)
                 except StartError as exc:
                     self.server_errors[spec.name] = f"did not start: {exc}"
                     failed[spec.name] = "the server did not start"
@@ -212,7 +214,8 @@ class Run:
             "settings": {k: list(v) if isinstance(v, tuple) else v
                          for k, v in asdict(self.settings).items()},
             "servers": [{"name": sp.name, "baseline": sp.baseline,
-                         "fd_setsize": sp.fd_setsize,
+                         "impl": None if sp.baseline else sp.impl or sp.name,
+                         "workers": sp.workers, "fd_setsize": sp.fd_setsize,
                          "error": self.server_errors.get(sp.name)} for sp in self.servers],
             "results": [asdict(r) for r in self.results],
             "generator": self.generator_ceiling(),

@@ -54,16 +54,18 @@ def baselines_available() -> list[str]:
 class ServerSpec:
     """A server to measure: a baseline or an implementation, and what limits it."""
 
-    name: str
+    name: str  # as the tables and the JSON show it: "epoll", or "epoll w2" in a --workers list
     baseline: bool
     fd_setsize: int | None = None  # select(): no descriptor at or above this can be watched
+    impl: str = ""  # what --impl names, when it is not `name`
+    workers: int | None = None  # ServerConfig.workers; None: the implementation's own
 
-    def command(self, host: str, port: int, workers: int | None) -> list[str]:
+    def command(self, host: str, port: int) -> list[str]:
         if self.baseline:
             return [sys.executable, "-m", "conformance.bench._servers", self.name,
                     f"--host={host}", f"--port={port}"]
-        extra = [] if workers is None else [f"--workers={workers}"]
-        return [sys.executable, "-m", "impls.echo", f"--impl={self.name}",
+        extra = [] if self.workers is None else [f"--workers={self.workers}"]
+        return [sys.executable, "-m", "impls.echo", f"--impl={self.impl or self.name}",
                 f"--host={host}", f"--port={port}", *extra]
 
 
@@ -82,13 +84,12 @@ class ServerProcess:
         self.address: tuple[str, int] = ("", 0)
 
     @classmethod
-    def start(cls, spec: ServerSpec, host: str, port: int, workers: int | None,
-              deadline: float) -> ServerProcess:
+    def start(cls, spec: ServerSpec, host: str, port: int, deadline: float) -> ServerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
         # stderr to a file: a chatty server can never block on a full pipe nobody reads.
         stderr = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log")  # noqa: SIM115 (closed by stop/kill)
-        proc = subprocess.Popen(spec.command(host, port, workers), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(spec.command(host, port), stdout=subprocess.PIPE,
                                 stderr=stderr, env=env)
         server = cls(spec, proc, stderr)
         try:

@@ -34,6 +34,7 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     servers = [s["name"] for s in report["servers"]]
     assert servers[0] == "asyncio" and "selectors" in servers and servers[-1] == "epoll"
     assert all(s["error"] is None for s in report["servers"])
+    assert report["servers"][-1]["workers"] == 1 and report["settings"]["workers"] == [1]
     levels = report["settings"]["idle_levels"]
     for name in servers:
         mine = [r for r in report["results"] if r["server"] == name]
@@ -65,6 +66,25 @@ def test_unknown_implementation_is_a_usage_error() -> None:
     run = _bench("--impl=no_such_model", "--quick")
     assert run.returncode == 2
     assert "no implementation is called 'no_such_model'" in run.stderr
+
+
+def test_a_workers_list_measures_each_implementation_once_per_value() -> None:
+    """`--workers=1,2` is two rows per implementation, each named for its value, each started
+    with its own --workers; the baselines have no workers."""
+    from conformance.bench.__main__ import _servers
+    specs = _servers("epoll", (1, 2))
+    assert [s.name for s in specs if not s.baseline] == ["epoll w1", "epoll w2"]
+    assert [s.command("127.0.0.1", 0)[-1] for s in specs if not s.baseline] == [
+        "--workers=1", "--workers=2"]
+    assert all("--workers" not in " ".join(s.command("127.0.0.1", 0))
+               for s in specs if s.baseline)
+    assert [s.name for s in _servers("epoll", (1,)) if not s.baseline] == ["epoll"]
+
+
+@pytest.mark.parametrize("workers", ["0", "one", ","])
+def test_bad_workers_is_a_usage_error(workers: str) -> None:
+    run = _bench("--impl=epoll", f"--workers={workers}", "--quick")
+    assert run.returncode == 2 and "--workers" in run.stderr, run.stderr
 
 
 def test_bad_servers_end_with_a_message_and_fd_setsize_is_respected(tmp_path: Path) -> None:
