@@ -5,8 +5,8 @@
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
 `--no-profile` runs the same load unprofiled and prints only the server's CPU per echo (or
-connection) over the measured window, from getrusage: for before/after comparisons that the
-benchmark's 10 ms CPU ticks would blur.
+connection), user and system, over the measured window, from getrusage: for before/after
+comparisons that the benchmark's 10 ms CPU ticks would blur.
 
 cProfile hooks only the thread that enables it, and the models run their loops, workers and
 session threads in threads of their own; so each thread gets its own profiler (timed by
