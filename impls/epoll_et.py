@@ -82,6 +82,8 @@ ACCEPTS_PER_TURN = 256
 
 BASE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 WITH_OUT = BASE | select.EPOLLOUT
+# An event with any of these means "recv now": data, the peer's FIN, or an error recv reports.
+READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 
 
 @dataclass(slots=True, eq=False)
@@ -223,8 +225,7 @@ class EpollServer(FaultOptIn, Ending[Session]):
                     elif fd == listener_fd:
                         self._accept_pending = True
                     elif (s := loop.sessions.get(fd)) is not None:
-                        if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP
-                                   | select.EPOLLERR):
+                        if mask & READABLE:
                             loop.more_to_read.add(s)
                         if mask & select.EPOLLOUT:
                             self._on_writable(s)
@@ -325,9 +326,9 @@ class EpollServer(FaultOptIn, Ending[Session]):
     def _on_readable(self, s: Session, buf: bytearray) -> None:
         """recv until EAGAIN or 0 (or READS_PER_TURN, then resume next turn)."""
         assert self._handler is not None
+        if s.read_eof or s.sock.fileno() < 0:
+            return  # the FIN was read already, or the session was released
         for _ in range(READS_PER_TURN):
-            if s.read_eof or s.sock.fileno() < 0:
-                return
             try:
                 n = s.sock.recv_into(buf)
             except BlockingIOError:

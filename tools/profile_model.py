@@ -1,9 +1,12 @@
 """Where a model's CPU goes under load: cProfile in every thread the server starts.
 
     python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
-                                  [--connections 100] [--top 15]
+                                  [--connections 100] [--workers N] [--top 15] [--no-profile]
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
+`--no-profile` runs the same load unprofiled and prints only the server's CPU per echo (or
+connection), user and system, over the measured window, from getrusage: for before/after
+comparisons that the benchmark's 10 ms CPU ticks would blur.
 
 cProfile hooks only the thread that enables it, and the models run their loops, workers and
 session threads in threads of their own; so each thread gets its own profiler (timed by
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
 import threading
 import time
 
@@ -40,6 +44,16 @@ def _profiled_run(self: threading.Thread) -> None:
         profile.disable()
 
 
+def _cpu_over_window(start: float, end: float) -> tuple[float, float]:
+    """This process's user and system CPU (the server's threads; the load runs in other
+    processes) between `start` and `end` on the monotonic clock."""
+    threading.Event().wait(max(0.0, start - time.monotonic()))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    threading.Event().wait(max(0.0, end - time.monotonic()))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.profile_model")
     parser.add_argument("--impl", default="epoll")
@@ -47,12 +61,18 @@ def main() -> None:
     parser.add_argument("--workload", choices=["pingpong", "churn"], default="pingpong")
     parser.add_argument("--connections", type=int, default=None,
                         help="default 100 for pingpong, 8 for churn")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="ServerConfig.workers (default: the model's)")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--no-profile", action="store_true",
+                        help="no cProfile: the server's CPU per echo over the window only")
     args = parser.parse_args()
-    threading.Thread.run = _profiled_run  # type: ignore[method-assign]
+    if not args.no_profile:
+        threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     impl = resolve(args.impl)
     app = EchoApp()
-    server = app.server = impl.build(impl.config())
+    config = impl.config() if args.workers is None else impl.config(workers=args.workers)
+    server = app.server = impl.build(config)
     host, port = server.start(app)
     connections = args.connections or (100 if args.workload == "pingpong" else 8)
     half = connections // 2
@@ -60,17 +80,22 @@ def main() -> None:
             for n in (half, connections - half) if n]
     try:
         with Generators(len(jobs)) as generators:
-            outcomes, _ = generators.run(
-                jobs, 0.25, args.seconds,
-                lambda start, end: threading.Event().wait(max(0.0, end - time.monotonic())))
+            outcomes, (user, system) = generators.run(jobs, 0.25, args.seconds,
+                                                      _cpu_over_window)
     finally:
         server.stop()
     echoes = sum(o.count for o in outcomes)
+    unit = "echo" if args.workload == "pingpong" else "connection"
+    if args.no_profile:
+        per = 1e6 / max(echoes, 1)
+        print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {user + system:.3f} s of "
+              f"server CPU: {(user + system) * per:.1f} us per {unit} (user {user * per:.1f}, "
+              f"system {system * per:.1f}), unprofiled")
+        return
     stats = pstats.Stats(_profiles[0])
     for profile in _profiles[1:]:
         stats.add(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
-    unit = "echo" if args.workload == "pingpong" else "connection"
     print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {total:.2f} s of server CPU "
           f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
     stats.sort_stats("tottime").print_stats(args.top)
