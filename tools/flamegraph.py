@@ -1,0 +1,360 @@
+"""A flame graph of the echo server under the benchmark's load, sampled by py-spy.
+
+    python -m tools.flamegraph --impl=epoll --workload=pingpong [--workers 1] [--duration 5]
+                               [--rate 100] [--out flame-results] [--threads] [--idle]
+
+Starts `python -m impls.echo --impl=NAME --workers=N` in a process of its own, as the
+benchmark does, drives it with the benchmark's own load generator (`conformance/bench/_load.py`,
+the same workload, connections and message size as `python -m conformance.bench`), and records
+it from outside with `py-spy record --pid` for `--duration` seconds of steady load. It writes
+`flame-<impl>-<workload>.svg` (`-w<N>` added when workers is not 1), titled with the model,
+the workload, the workers and the number of samples. Then it stops the load, stops the server
+with SIGTERM (the echo server's clean stop) and stops py-spy; every step has a deadline.
+
+Why py-spy rather than cProfile (`tools/profile_model.py`): it samples the running process
+without touching it -- no profiler hook on each call, which slows a Python server by ~2x and
+slows small functions most -- and a flame graph shows whole stacks, so a cost is seen where it
+is paid (a `send()` under `on_recv` under the loop). cProfile gives exact call counts, which a
+sampler cannot; the two answer different questions.
+
+What the defaults choose, and why:
+
+- idle threads (asleep in epoll_wait, recv, a lock) are not sampled unless `--idle`: a frame's
+  width is its share of the samples in which a thread was running -- or runnable, waiting for
+  a core: py-spy asks the OS, which does not tell the two apart;
+- the server is not paused for each sample (py-spy `--nonblocking`; `--blocking` to pause).
+  Pausing stops every thread with ptrace and reads all their stacks: with a thread per
+  session that halves the blocking model's echo rate, and a thread resumed from a pause is
+  briefly runnable, so py-spy counts idle threads (the accept loop, the main thread in
+  sigwait) as busy -- 5-10% of the samples, measured. Unpaused, a stack is now and then read
+  while it changes (py-spy counts those as errors, reported below);
+- one frame per function (py-spy `--nolineno`; `--lines` for one per line executing): a
+  function split by line is a row of slivers, and a larger SVG;
+- all threads merged (`--threads` for one tower per thread): the models' threads all run
+  the same few functions.
+
+A graph is 20-60 kB, most of it py-spy's script for zooming and searching.
+
+py-spy reads another process's memory (ptrace): as root, or where the kernel allows it. When
+it is missing or cannot attach, this says what to do and exits 3. Exit status: 0 with the SVG
+written; 1 when the server or the load failed (the message says which); 2 for bad input; 3
+when py-spy is missing or cannot read the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance._loading import ImplError, resolve
+from conformance.bench._load import Generators, Job, LoadError, Outcome
+from conformance.bench._run import START_DEADLINE, STOP_DEADLINE, Settings, _split
+from conformance.bench._servers import ServerProcess, ServerSpec, StartError
+
+__all__ = ["main"]
+
+WORKLOADS = ("pingpong", "churn")
+# py-spy's attach check (`py-spy dump`): reading a few stacks, generous for a loaded machine.
+ATTACH_DEADLINE = 30.0
+# Past the sampling window, for py-spy to write its SVG and exit.
+WRITE_DEADLINE = 30.0
+# The load runs this much longer than py-spy samples: py-spy starts sampling a moment after it
+# is launched (it finds the interpreter in the process's memory first), and its window must
+# end while the load still runs -- after the load, the server closes every connection, and
+# that is not the workload.
+LOAD_TAIL = 1.0
+EXIT_MISSING = 3
+# Functions listed after the graph is written, by the samples that end in them.
+TOP = 12
+
+_INSTALL = ("install it with `python -m pip install py-spy` (or the bench extra: "
+            "`python -m pip install -e '.[bench]'` in a checkout)")
+_PTRACE = (
+    "py-spy reads the server's memory with ptrace, which this user may not do here. Run this "
+    "as root (`sudo -E env \"PATH=$PATH\" python -m tools.flamegraph ...`), or allow ptrace of "
+    "your own processes (`sudo sysctl kernel.yama.ptrace_scope=0`); in a container, start it "
+    "with `--cap-add=SYS_PTRACE`.")
+_TITLE = re.compile(r'(<text id="title"[^>]*>)[^<]*(</text>)')
+_TOTAL = re.compile(r'total_samples="(\d+)"')
+_ERRORS = re.compile(r"Errors: (\d+)")
+_FRAME = re.compile(r'<title>(.*?) \((\d[\d,]*) samples?, [^)]*\)</title><rect [^>]*?y="([\d.]+)"'
+                    r'[^>]*?fg:x="(\d+)" fg:w="(\d+)"')
+
+
+class ProfilerMissing(Exception):
+    """py-spy is not installed, or cannot read the server process: what to do."""
+
+
+class Failed(Exception):
+    """The server or the load failed; the message says which."""
+
+
+@dataclass(frozen=True)
+class Options:
+    impl: str
+    workload: str
+    workers: int
+    duration: int
+    rate: int
+    out: Path
+    connections: int
+    processes: int
+    threads: bool
+    idle: bool
+    blocking: bool
+    lines: bool
+
+    def svg(self) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.impl)
+        workers = "" if self.workers == 1 else f"-w{self.workers}"
+        return self.out / f"flame-{safe}-{self.workload}{workers}.svg"
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    d = Settings()
+    p = argparse.ArgumentParser(
+        prog="python -m tools.flamegraph",
+        description="A py-spy flame graph of `python -m impls.echo` under the benchmark's load.")
+    p.add_argument("--impl", required=True,
+                   help="a built-in (blocking, select, epoll, iocp, trio), an entry point, or "
+                        "package.module:factory")
+    p.add_argument("--workload", choices=WORKLOADS, default="pingpong")
+    p.add_argument("--workers", type=int, default=1,
+                   help="ServerConfig.workers (default 1: on CPython a second loop only adds "
+                        "hand-offs)")
+    p.add_argument("--duration", type=int, default=5,
+                   help="whole seconds sampled (py-spy's unit), after a warm-up")
+    p.add_argument("--rate", type=int, default=100, help="samples per second (py-spy's default)")
+    p.add_argument("--out", type=Path, default=Path("flame-results"))
+    p.add_argument("--connections", type=int, default=None,
+                   help=f"ping-pong connections (default {d.connections}), or churn clients "
+                        f"open at once (default {d.churn_clients}), as the benchmark's")
+    p.add_argument("--processes", type=int, default=d.processes,
+                   help="load generator processes")
+    p.add_argument("--threads", action="store_true",
+                   help="one tower per thread (py-spy --threads) instead of all merged")
+    p.add_argument("--idle", action="store_true",
+                   help="sample idle threads too (py-spy --idle): waiting then counts as width")
+    p.add_argument("--blocking", action="store_true",
+                   help="pause the server for each sample (py-spy's default): exact stacks, "
+                        "but a slower server and idle threads that look busy (see above)")
+    p.add_argument("--lines", action="store_true",
+                   help="one frame per line executing, not per function (a larger SVG)")
+    return p.parse_args(argv)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if args.connections is None:
+        d = Settings()
+        args.connections = d.connections if args.workload == "pingpong" else d.churn_clients
+    for name in ("workers", "duration", "rate", "connections", "processes"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1")
+    return Options(impl=args.impl, workload=args.workload, workers=args.workers,
+                   duration=args.duration, rate=args.rate, out=args.out,
+                   connections=args.connections, processes=args.processes,
+                   threads=args.threads, idle=args.idle, blocking=args.blocking,
+                   lines=args.lines)
+
+
+def find_py_spy() -> str:
+    """The py-spy executable: next to this Python (where pip puts it), else on PATH."""
+    here = os.path.dirname(sys.executable)
+    found = shutil.which("py-spy", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+    if found is None:
+        raise ProfilerMissing(f"py-spy is not installed: {_INSTALL}")
+    return found
+
+
+def _env() -> dict[str, str]:
+    # py-spy's errors come with a Rust backtrace when RUST_BACKTRACE is set: noise here.
+    return {**os.environ, "RUST_BACKTRACE": "0"}
+
+
+def _said(output: str) -> str:
+    """py-spy's own error, without its progress lines."""
+    lines = [ln for ln in output.splitlines() if ln.strip() and not ln.startswith("py-spy> ")]
+    return " ".join(lines)[:600] or "(it printed nothing)"
+
+
+def check_attach(py_spy: str, pid: int) -> None:
+    """`py-spy dump` once: it fails as `record` would (no ptrace, an unknown Python), but
+    before any load runs, and in a second."""
+    try:
+        probe = subprocess.run([py_spy, "dump", "--pid", str(pid)], capture_output=True,
+                               text=True, timeout=ATTACH_DEADLINE, env=_env())
+    except subprocess.TimeoutExpired:
+        raise ProfilerMissing(f"py-spy could not read the server (pid {pid}) within "
+                              f"{ATTACH_DEADLINE:.0f} s") from None
+    if probe.returncode == 0:
+        return
+    said = _said(probe.stdout + probe.stderr)
+    if re.search(r"permission denied|operation not permitted|ptrace", said, re.IGNORECASE):
+        raise ProfilerMissing(f"py-spy cannot attach to the server (pid {pid}): {said}\n"
+                              f"{_PTRACE}")
+    raise ProfilerMissing(f"py-spy cannot read the server (pid {pid}): {said}")
+
+
+def _record_command(py_spy: str, o: Options, pid: int, svg: Path) -> list[str]:
+    extra = [flag for flag, on in (("--threads", o.threads), ("--idle", o.idle),
+                                   ("--nonblocking", not o.blocking),
+                                   ("--nolineno", not o.lines)) if on]
+    return [py_spy, "record", "--pid", str(pid), "--duration", str(o.duration),
+            "--rate", str(o.rate), "--format", "flamegraph", "--output", str(svg), *extra]
+
+
+class _Recorder:
+    """py-spy over the load's window: started once the warm-up is over, waited for with a
+    deadline, killed if it outlives it."""
+
+    def __init__(self, command: list[str], duration: int) -> None:
+        self.command = command
+        self.duration = duration
+        self.proc: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    def during(self, start: float, end: float) -> None:
+        threading.Event().wait(max(0.0, start - time.monotonic()))  # the warm-up: a window
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=_env())
+        try:
+            self.output, _ = self.proc.communicate(timeout=self.duration + WRITE_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise Failed(f"py-spy did not finish within {self.duration + WRITE_DEADLINE:.0f} s "
+                         f"of its {self.duration} s window (killed)") from None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def _title(o: Options, samples: int, outcomes: list[Outcome]) -> str:
+    done = sum(x.count for x in outcomes)
+    what = "echoes" if o.workload == "pingpong" else "connections"
+    window = max((x.window for x in outcomes), default=0.0)
+    rate = f", {done / window:,.0f} {what}/s under sampling" if window else ""
+    conns = "connections" if o.workload == "pingpong" else "clients at once"
+    return (f"{o.impl} echo server, {o.workload} ({o.connections} {conns}), "
+            f"workers={o.workers}: {samples:,} samples at {o.rate} Hz over {o.duration} s"
+            f"{rate}; idle {'on' if o.idle else 'off'}")
+
+
+def _retitle(svg: Path, o: Options, outcomes: list[Outcome]) -> int:
+    """Replace py-spy's title (its own command line, with this machine's paths) by what was
+    measured; return the number of samples."""
+    text = svg.read_text()
+    found = _TOTAL.search(text)
+    samples = int(found.group(1)) if found else 0
+    title = html.escape(_title(o, samples, outcomes), quote=False)
+    text, n = _TITLE.subn(lambda m: m.group(1) + title + m.group(2), text, count=1)
+    if n != 1:
+        raise Failed(f"{svg}: no title element in py-spy's SVG (a py-spy version this does "
+                     "not know?)")
+    svg.write_text(text)
+    return samples
+
+
+def self_samples(svg_text: str) -> dict[str, int]:
+    """Samples on which each function was the innermost Python frame (its own code, or a C
+    call such as a socket's send() made from it), summed over every stack it appears in:
+    a frame's width minus its callees' widths. The widest of these are where the CPU goes."""
+    frames = [(html.unescape(name), float(y), int(x), int(w))
+              for name, _, y, x, w in _FRAME.findall(svg_text)]
+    below: dict[float, list[tuple[int, int]]] = {}
+    for _, y, x, w in frames:
+        below.setdefault(y, []).append((x, w))
+    levels = sorted(below)
+    # py-spy draws the root at the top (an icicle): a frame's callees are on the next row down.
+    root_y = next((y for name, y, _, _ in frames if name == "all"), levels[0] if levels else 0)
+    step = 1 if root_y == (levels[0] if levels else 0) else -1
+    spent: dict[str, int] = {}
+    for name, y, x, w in frames:
+        i = levels.index(y) + step
+        callees = below.get(levels[i], []) if 0 <= i < len(levels) else []
+        own = w - sum(cw for cx, cw in callees if x <= cx < x + w)
+        if own > 0 and name != "all":
+            spent[name] = spent.get(name, 0) + own
+    return spent
+
+
+def run(o: Options, py_spy: str) -> tuple[Path, int, int]:
+    """Start the server, check py-spy can read it, record it under load, stop everything."""
+    svg = o.svg()
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    svg.unlink(missing_ok=True)  # a stale graph must not pass for this run's
+    d = Settings()
+    spec = ServerSpec(o.impl, baseline=False)
+    try:
+        server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
+    except StartError as exc:
+        raise Failed(f"the server did not start: {exc}") from None
+    recorder = _Recorder(_record_command(py_spy, o, server.proc.pid, svg), o.duration)
+    trouble: str | None = None
+    try:
+        check_attach(py_spy, server.proc.pid)
+        host, port = server.address
+        jobs = [Job(o.workload, host, port, n, d.message_size, d.stall,
+                    d.connect_deadline(n)) for n in _split(o.connections, o.processes)]
+        try:
+            with Generators(len(jobs)) as generators:
+                outcomes, _ = generators.run(jobs, d.warmup, o.duration + LOAD_TAIL,
+                                             recorder.during)
+        except LoadError as exc:
+            why = "" if server.alive() else f"; {server.death()}"
+            raise Failed(f"the load failed: {exc}{why}") from None
+    finally:
+        recorder.stop()
+        trouble = server.stop(STOP_DEADLINE)
+    if trouble is not None:
+        raise Failed(f"the server did not stop cleanly: {trouble}")
+    if recorder.proc is None or recorder.proc.returncode != 0 or not svg.exists():
+        code = None if recorder.proc is None else recorder.proc.returncode
+        raise Failed(f"py-spy wrote no flame graph (exit {code}): {_said(recorder.output)}")
+    found = _ERRORS.search(recorder.output)
+    return svg, _retitle(svg, o, outcomes), int(found.group(1)) if found else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    try:
+        o = _options(args)
+        resolve(o.impl)  # a bad name stops here, with the suite's message, before anything runs
+    except (ImplError, ValueError) as exc:
+        print(f"tools.flamegraph: {exc}", file=sys.stderr)
+        return 2
+    try:
+        py_spy = find_py_spy()
+        svg, samples, errors = run(o, py_spy)
+    except ProfilerMissing as exc:
+        print(f"tools.flamegraph: {exc}", file=sys.stderr)
+        return EXIT_MISSING
+    except Failed as exc:
+        print(f"tools.flamegraph: {o.impl}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tools.flamegraph: interrupted; the server, the load and py-spy were stopped",
+              file=sys.stderr)
+        return 130
+    size = math.ceil(svg.stat().st_size / 1024)
+    print(f"tools.flamegraph: {svg} ({samples:,} samples, {errors} unreadable, {size} kB)")
+    spent = sorted(self_samples(svg.read_text()).items(), key=lambda kv: -kv[1])
+    print("Where the samples end (innermost Python frame, C calls included):")
+    for name, own in spent[:TOP]:
+        print(f"  {own / max(samples, 1):6.1%}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
