@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance._loading import ImplError, resolve
-from conformance.bench._load import Generators, Job, LoadError, Outcome
+from conformance.bench._load import Generators, Job, LoadError
 from conformance.bench._run import START_DEADLINE, STOP_DEADLINE, Settings, _split
 from conformance.bench._servers import ServerProcess, ServerSpec, StartError
 
@@ -74,6 +74,10 @@ WRITE_DEADLINE = 30.0
 # that is not the workload.
 LOAD_TAIL = 1.0
 EXIT_MISSING = 3
+# A sample counts a thread the OS says is running *or runnable*: when the server's threads
+# were runnable this many times more than the CPU they got, the machine was too busy for the
+# widths to mean CPU, and the tool says so.
+BUSY_MACHINE = 1.5
 # Functions listed after the graph is written, by the samples that end in them.
 TOP = 12
 
@@ -87,6 +91,7 @@ _PTRACE = (
 _TITLE = re.compile(r'(<text id="title"[^>]*>)[^<]*(</text>)')
 _TOTAL = re.compile(r'total_samples="(\d+)"')
 _ERRORS = re.compile(r"Errors: (\d+)")
+_NOTES = re.compile(r"(<!--NOTES: ).*?(-->)", re.DOTALL)
 _FRAME = re.compile(r'<title>(.*?) \((\d[\d,]*) samples?, [^)]*\)</title><rect [^>]*?y="([\d.]+)"'
                     r'[^>]*?fg:x="(\d+)" fg:w="(\d+)"')
 
@@ -217,14 +222,17 @@ class _Recorder:
     """py-spy over the load's window: started once the warm-up is over, waited for with a
     deadline, killed if it outlives it."""
 
-    def __init__(self, command: list[str], duration: int) -> None:
+    def __init__(self, command: list[str], duration: int, server: ServerProcess) -> None:
         self.command = command
         self.duration = duration
+        self.server = server
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
+        self.cores = float("nan")  # the server's CPU seconds per second while py-spy ran
 
     def during(self, start: float, end: float) -> None:
         threading.Event().wait(max(0.0, start - time.monotonic()))  # the warm-up: a window
+        began, cpu = time.monotonic(), self.server.cpu_seconds()
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=_env())
         try:
@@ -233,6 +241,7 @@ class _Recorder:
             self.stop()
             raise Failed(f"py-spy did not finish within {self.duration + WRITE_DEADLINE:.0f} s "
                          f"of its {self.duration} s window (killed)") from None
+        self.cores = (self.server.cpu_seconds() - cpu) / (time.monotonic() - began)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -240,36 +249,56 @@ class _Recorder:
             self.proc.communicate()
 
 
-def _title(o: Options, samples: int, outcomes: list[Outcome]) -> str:
-    done = sum(x.count for x in outcomes)
+@dataclass(frozen=True)
+class Recording:
+    svg: Path
+    samples: int
+    unreadable: int  # sample rounds py-spy could not read (a stack changed as it was read)
+    cores: float  # the server's CPU seconds per second over the recording
+    rate: float  # echoes (churn: connections) per second, under sampling
+    load: float  # the machine's 1-minute load average before the run
+
+    def busy(self, o: Options) -> float:
+        """Threads running or runnable, on average: what the samples measure."""
+        return self.samples / (o.rate * o.duration)
+
+
+def _describe(o: Options, r: Recording) -> tuple[str, str]:
+    """A title short enough for a docs page, and the whole story for the SVG's notes."""
     what = "echoes" if o.workload == "pingpong" else "connections"
-    window = max((x.window for x in outcomes), default=0.0)
-    rate = f", {done / window:,.0f} {what}/s under sampling" if window else ""
     conns = "connections" if o.workload == "pingpong" else "clients at once"
-    return (f"{o.impl} echo server, {o.workload} ({o.connections} {conns}), "
-            f"workers={o.workers}: {samples:,} samples at {o.rate} Hz over {o.duration} s"
-            f"{rate}; idle {'on' if o.idle else 'off'}")
+    title = (f"{o.impl}, {o.workload}, workers={o.workers}: {r.samples:,} samples, "
+             f"server CPU {r.cores:.2f} cores")
+    notes = (f"python -m impls.echo --impl={o.impl} --workers={o.workers} under the benchmark's "
+             f"{o.workload} load ({o.connections} {conns}, {o.processes} generator processes): "
+             f"{r.rate:,.0f} {what}/s under sampling. py-spy {o.rate} Hz for {o.duration} s, "
+             f"{'paused' if o.blocking else 'unpaused'}, idle threads "
+             f"{'sampled' if o.idle else 'not sampled'}, threads "
+             f"{'apart' if o.threads else 'merged'}: {r.samples:,} samples, {r.unreadable} "
+             f"rounds unreadable. Threads running or runnable, on average: {r.busy(o):.2f}; "
+             f"cores of CPU the server used: {r.cores:.2f}; load average {r.load:.1f} before.")
+    return title, notes
 
 
-def _retitle(svg: Path, o: Options, outcomes: list[Outcome]) -> int:
+def _annotate(r: Recording, o: Options) -> None:
     """Replace py-spy's title (its own command line, with this machine's paths) by what was
-    measured; return the number of samples."""
-    text = svg.read_text()
-    found = _TOTAL.search(text)
-    samples = int(found.group(1)) if found else 0
-    title = html.escape(_title(o, samples, outcomes), quote=False)
-    text, n = _TITLE.subn(lambda m: m.group(1) + title + m.group(2), text, count=1)
-    if n != 1:
-        raise Failed(f"{svg}: no title element in py-spy's SVG (a py-spy version this does "
-                     "not know?)")
-    svg.write_text(text)
-    return samples
+    measured, and write the rest into the SVG's notes."""
+    text = r.svg.read_text()
+    title, notes = _describe(o, r)
+    text, titled = _TITLE.subn(lambda m: m.group(1) + html.escape(title, quote=False)
+                               + m.group(2), text, count=1)
+    text, noted = _NOTES.subn(lambda m: m.group(1) + notes.replace("--", "- -") + m.group(2),
+                              text, count=1)
+    if titled != 1 or noted != 1:
+        raise Failed(f"{r.svg}: no title or notes in py-spy's SVG (a py-spy version this "
+                     "does not know?)")
+    r.svg.write_text(text)
 
 
 def self_samples(svg_text: str) -> dict[str, int]:
     """Samples on which each function was the innermost Python frame (its own code, or a C
     call such as a socket's send() made from it), summed over every stack it appears in:
-    a frame's width minus its callees' widths. The widest of these are where the CPU goes."""
+    a frame's width minus its callees' widths. The widest of these are where the time goes."""
     frames = [(html.unescape(name), float(y), int(x), int(w))
               for name, _, y, x, w in _FRAME.findall(svg_text)]
     below: dict[float, list[tuple[int, int]]] = {}
@@ -289,18 +318,19 @@ def self_samples(svg_text: str) -> dict[str, int]:
     return spent
 
 
-def run(o: Options, py_spy: str) -> tuple[Path, int, int]:
+def run(o: Options, py_spy: str) -> Recording:
     """Start the server, check py-spy can read it, record it under load, stop everything."""
     svg = o.svg()
     svg.parent.mkdir(parents=True, exist_ok=True)
     svg.unlink(missing_ok=True)  # a stale graph must not pass for this run's
     d = Settings()
+    load = os.getloadavg()[0]
     spec = ServerSpec(o.impl, baseline=False)
     try:
         server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
     except StartError as exc:
         raise Failed(f"the server did not start: {exc}") from None
-    recorder = _Recorder(_record_command(py_spy, o, server.proc.pid, svg), o.duration)
+    recorder = _Recorder(_record_command(py_spy, o, server.proc.pid, svg), o.duration, server)
     trouble: str | None = None
     try:
         check_attach(py_spy, server.proc.pid)
@@ -322,8 +352,14 @@ def run(o: Options, py_spy: str) -> tuple[Path, int, int]:
     if recorder.proc is None or recorder.proc.returncode != 0 or not svg.exists():
         code = None if recorder.proc is None else recorder.proc.returncode
         raise Failed(f"py-spy wrote no flame graph (exit {code}): {_said(recorder.output)}")
-    found = _ERRORS.search(recorder.output)
-    return svg, _retitle(svg, o, outcomes), int(found.group(1)) if found else 0
+    text = svg.read_text()
+    total, errors = _TOTAL.search(text), _ERRORS.search(recorder.output)
+    window = max((x.window for x in outcomes), default=0.0)
+    recording = Recording(svg, int(total.group(1)) if total else 0,
+                          int(errors.group(1)) if errors else 0, recorder.cores,
+                          sum(x.count for x in outcomes) / window if window else 0.0, load)
+    _annotate(recording, o)
+    return recording
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         py_spy = find_py_spy()
-        svg, samples, errors = run(o, py_spy)
+        r = run(o, py_spy)
     except ProfilerMissing as exc:
         print(f"tools.flamegraph: {exc}", file=sys.stderr)
         return EXIT_MISSING
@@ -347,12 +383,18 @@ def main(argv: list[str] | None = None) -> int:
         print("tools.flamegraph: interrupted; the server, the load and py-spy were stopped",
               file=sys.stderr)
         return 130
-    size = math.ceil(svg.stat().st_size / 1024)
-    print(f"tools.flamegraph: {svg} ({samples:,} samples, {errors} unreadable, {size} kB)")
-    spent = sorted(self_samples(svg.read_text()).items(), key=lambda kv: -kv[1])
+    size = math.ceil(r.svg.stat().st_size / 1024)
+    print(f"tools.flamegraph: {r.svg} ({size} kB): {_describe(o, r)[1]}")
+    if r.busy(o) > BUSY_MACHINE * r.cores:
+        print(f"tools.flamegraph: note: the server's threads were runnable {r.busy(o):.2f} of "
+              f"the time but ran on {r.cores:.2f} cores: they waited for a core "
+              f"{1 - r.cores / r.busy(o):.0%} of the time they were runnable, and the widths "
+              "show where they were preempted as much as where they worked. On a quiet "
+              "machine the two agree.")
+    spent = sorted(self_samples(r.svg.read_text()).items(), key=lambda kv: -kv[1])
     print("Where the samples end (innermost Python frame, C calls included):")
     for name, own in spent[:TOP]:
-        print(f"  {own / max(samples, 1):6.1%}  {name}")
+        print(f"  {own / max(r.samples, 1):6.1%}  {name}")
     return 0
 
 

@@ -37,10 +37,10 @@ def test_a_short_run_writes_a_titled_flame_graph(tmp_path: Path) -> None:
     text = svg.read_text()
     title = re.search(r'<text id="title"[^>]*>([^<]*)</text>', text)
     assert title is not None, text[:2000]
-    assert title.group(1).startswith("select echo server, pingpong (10 connections), "
-                                      "workers=1: "), title.group(1)
+    assert title.group(1).startswith("select, pingpong, workers=1: "), title.group(1)
     samples = int(re.search(r'total_samples="(\d+)"', text).group(1))  # type: ignore[union-attr]
     assert samples > 0 and f"{samples:,} samples" in title.group(1)
+    assert "(10 connections, 1 generator processes)" in text  # the notes: the whole story
     # The server's own loop is in the graph, and the frames add up.
     spent = flamegraph.self_samples(text)
     assert any("SelectServer" in name for name in spent), spent
