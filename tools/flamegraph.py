@@ -1,7 +1,8 @@
 """A flame graph of the echo server under the benchmark's load, sampled by py-spy.
 
-    python -m tools.flamegraph --impl=epoll --workload=pingpong [--workers 1] [--duration 5]
+    python -m tools.flamegraph --impl=epoll --workload=pingpong [--workers 1] [--duration 10]
                                [--rate 100] [--out flame-results] [--threads] [--idle]
+                               [--blocking] [--lines] [--connections N] [--processes 2]
 
 Starts `python -m impls.echo --impl=NAME --workers=N` in a process of its own, as the
 benchmark does, drives it with the benchmark's own load generator (`conformance/bench/_load.py`,
@@ -21,19 +22,26 @@ What the defaults choose, and why:
 
 - idle threads (asleep in epoll_wait, recv, a lock) are not sampled unless `--idle`: a frame's
   width is its share of the samples in which a thread was running -- or runnable, waiting for
-  a core: py-spy asks the OS, which does not tell the two apart;
+  a core: py-spy asks the OS, which does not tell the two apart. So the tool measures the
+  server's CPU over the recording too, and says when its threads were runnable much longer
+  than they ran: on a busy machine the widths show where the server was preempted (a send()
+  that wakes a load generator may hand it the core) as much as where it worked;
 - the server is not paused for each sample (py-spy `--nonblocking`; `--blocking` to pause).
   Pausing stops every thread with ptrace and reads all their stacks: with a thread per
   session that halves the blocking model's echo rate, and a thread resumed from a pause is
   briefly runnable, so py-spy counts idle threads (the accept loop, the main thread in
   sigwait) as busy -- 5-10% of the samples, measured. Unpaused, a stack is now and then read
-  while it changes (py-spy counts those as errors, reported below);
+  while it changes: py-spy drops the sample (an "unreadable round", counted in the output and
+  the SVG's notes) or, in trio, whose tasks switch stacks all the time, keeps a torn stack
+  (~20% of them: short towers beside the main one). For trio, `--blocking` gives whole stacks;
 - one frame per function (py-spy `--nolineno`; `--lines` for one per line executing): a
   function split by line is a row of slivers, and a larger SVG;
 - all threads merged (`--threads` for one tower per thread): the models' threads all run
   the same few functions.
 
-A graph is 20-60 kB, most of it py-spy's script for zooming and searching.
+A graph is 20-60 kB (10 s at 100 Hz: about a thousand samples), most of it py-spy's script
+for zooming and searching; the sample count barely changes the size, the number of distinct
+stacks does (trio's are many and deep).
 
 py-spy reads another process's memory (ptrace): as root, or where the kernel allows it. When
 it is missing or cannot attach, this says what to do and exits 3. Exit status: 0 with the SVG
@@ -137,7 +145,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1,
                    help="ServerConfig.workers (default 1: on CPython a second loop only adds "
                         "hand-offs)")
-    p.add_argument("--duration", type=int, default=5,
+    p.add_argument("--duration", type=int, default=10,
                    help="whole seconds sampled (py-spy's unit), after a warm-up")
     p.add_argument("--rate", type=int, default=100, help="samples per second (py-spy's default)")
     p.add_argument("--out", type=Path, default=Path("flame-results"))
