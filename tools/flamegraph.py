@@ -3,13 +3,17 @@
     python -m tools.flamegraph --impl=epoll --workload=pingpong [--workers 1] [--duration 10]
                                [--rate 100] [--out flame-results] [--threads] [--idle]
                                [--blocking] [--lines] [--connections N] [--processes 2]
+    python -m tools.flamegraph --baseline=selectors --workload=pingpong    # the same, for a
+                                           # benchmark baseline (asyncio, uvloop, selectors)
 
 Starts `python -m impls.echo --impl=NAME --workers=N` in a process of its own, as the
 benchmark does, drives it with the benchmark's own load generator (`conformance/bench/_load.py`,
 the same workload, connections and message size as `python -m conformance.bench`), and records
 it from outside with `py-spy record --pid` for `--duration` seconds of steady load. It writes
 `flame-<impl>-<workload>.svg` (`-w<N>` added when workers is not 1), titled with the model,
-the workload, the workers and the number of samples. Then it stops the load, stops the server
+the workload, the workers and the number of samples. A baseline's graph -- the bare
+`selectors` loop makes the epoll model's syscalls and nothing else -- shows by difference what
+a model's own code adds. Then it stops the load, stops the server
 with SIGTERM (the echo server's clean stop) and stops py-spy; every step has a deadline.
 
 Why py-spy rather than cProfile (`tools/profile_model.py`): it samples the running process
@@ -67,7 +71,13 @@ from pathlib import Path
 from conformance._loading import ImplError, resolve
 from conformance.bench._load import Generators, Job, LoadError
 from conformance.bench._run import START_DEADLINE, STOP_DEADLINE, Settings, _split
-from conformance.bench._servers import ServerProcess, ServerSpec, StartError
+from conformance.bench._servers import (
+    BASELINES,
+    ServerProcess,
+    ServerSpec,
+    StartError,
+    baselines_available,
+)
 
 __all__ = ["main"]
 
@@ -115,6 +125,7 @@ class Failed(Exception):
 @dataclass(frozen=True)
 class Options:
     impl: str
+    baseline: bool
     workload: str
     workers: int
     duration: int
@@ -129,7 +140,7 @@ class Options:
 
     def svg(self) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.impl)
-        workers = "" if self.workers == 1 else f"-w{self.workers}"
+        workers = "" if self.baseline or self.workers == 1 else f"-w{self.workers}"
         return self.out / f"flame-{safe}-{self.workload}{workers}.svg"
 
 
@@ -138,7 +149,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tools.flamegraph",
         description="A py-spy flame graph of `python -m impls.echo` under the benchmark's load.")
-    p.add_argument("--impl", required=True,
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--baseline", choices=BASELINES,
+                       help="a baseline of the benchmark instead of an implementation")
+    which.add_argument("--impl",
                    help="a built-in (blocking, select, epoll, iocp, trio), an entry point, or "
                         "package.module:factory")
     p.add_argument("--workload", choices=WORKLOADS, default="pingpong")
@@ -173,7 +187,10 @@ def _options(args: argparse.Namespace) -> Options:
     for name in ("workers", "duration", "rate", "connections", "processes"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1")
-    return Options(impl=args.impl, workload=args.workload, workers=args.workers,
+    if args.baseline is not None and args.baseline not in baselines_available():
+        raise ValueError(f"--baseline={args.baseline}: it is not installed here")
+    return Options(impl=args.impl or args.baseline, baseline=args.baseline is not None,
+                   workload=args.workload, workers=args.workers,
                    duration=args.duration, rate=args.rate, out=args.out,
                    connections=args.connections, processes=args.processes,
                    threads=args.threads, idle=args.idle, blocking=args.blocking,
@@ -275,9 +292,12 @@ def _describe(o: Options, r: Recording) -> tuple[str, str]:
     """A title short enough for a docs page, and the whole story for the SVG's notes."""
     what = "echoes" if o.workload == "pingpong" else "connections"
     conns = "connections" if o.workload == "pingpong" else "clients at once"
-    title = (f"{o.impl}, {o.workload}, workers={o.workers}: {r.samples:,} samples, "
+    workers = "baseline" if o.baseline else f"workers={o.workers}"
+    title = (f"{o.impl}, {o.workload}, {workers}: {r.samples:,} samples, "
              f"server CPU {r.cores:.2f} cores")
-    notes = (f"python -m impls.echo --impl={o.impl} --workers={o.workers} under the benchmark's "
+    server = (f"the {o.impl} baseline" if o.baseline
+              else f"python -m impls.echo --impl={o.impl} --workers={o.workers}")
+    notes = (f"{server} under the benchmark's "
              f"{o.workload} load ({o.connections} {conns}, {o.processes} generator processes): "
              f"{r.rate:,.0f} {what}/s under sampling. py-spy {o.rate} Hz for {o.duration} s, "
              f"{'paused' if o.blocking else 'unpaused'}, idle threads "
@@ -333,7 +353,7 @@ def run(o: Options, py_spy: str) -> Recording:
     svg.unlink(missing_ok=True)  # a stale graph must not pass for this run's
     d = Settings()
     load = os.getloadavg()[0]
-    spec = ServerSpec(o.impl, baseline=False)
+    spec = ServerSpec(o.impl, baseline=o.baseline)
     try:
         server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
     except StartError as exc:
@@ -374,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     try:
         o = _options(args)
-        resolve(o.impl)  # a bad name stops here, with the suite's message, before anything runs
+        if not o.baseline:
+            resolve(o.impl)  # a bad name stops here, with the suite's message, before any run
     except (ImplError, ValueError) as exc:
         print(f"tools.flamegraph: {exc}", file=sys.stderr)
         return 2
