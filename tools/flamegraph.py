@@ -153,8 +153,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     which.add_argument("--baseline", choices=BASELINES,
                        help="a baseline of the benchmark instead of an implementation")
     which.add_argument("--impl",
-                   help="a built-in (blocking, select, epoll, iocp, trio), an entry point, or "
-                        "package.module:factory")
+                       help="a built-in (blocking, select, epoll, iocp, trio), an entry point, "
+                            "or package.module:factory")
     p.add_argument("--workload", choices=WORKLOADS, default="pingpong")
     p.add_argument("--workers", type=int, default=1,
                    help="ServerConfig.workers (default 1: on CPython a second loop only adds "
@@ -174,7 +174,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="sample idle threads too (py-spy --idle): waiting then counts as width")
     p.add_argument("--blocking", action="store_true",
                    help="pause the server for each sample (py-spy's default): exact stacks, "
-                        "but a slower server and idle threads that look busy (see above)")
+                        "but a slower server, and idle threads that look busy")
     p.add_argument("--lines", action="store_true",
                    help="one frame per line executing, not per function (a larger SVG)")
     return p.parse_args(argv)
