@@ -56,15 +56,18 @@ when py-spy is missing or cannot read the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +123,47 @@ class ProfilerMissing(Exception):
 
 class Failed(Exception):
     """The server or the load failed; the message says which."""
+
+
+class Terminated(BaseException):
+    """Ctrl-C or SIGTERM: the run unwinds, stopping the server, the load and py-spy."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """SIGINT and SIGTERM raise Terminated, except inside `held()`, where one waits for the
+    end of it: a process being started is known before it has to be stopped. (Blocking the
+    signals would not do: another thread may take them, and Python runs the handler in the
+    main thread at its next instruction all the same.)"""
+
+    STOP = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._pending: int | None = None
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self._holding:
+            self._pending = signum
+        else:
+            raise Terminated(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self._pending is not None:
+                signum, self._pending = self._pending, None
+                raise Terminated(signum)  # the signal wins over an error in the section
+
+
+_signals = _Signals()
 
 
 @dataclass(frozen=True)
@@ -258,8 +302,11 @@ class _Recorder:
     def during(self, start: float, end: float) -> None:
         threading.Event().wait(max(0.0, start - time.monotonic()))  # the warm-up: a window
         began, cpu = time.monotonic(), self.server.cpu_seconds()
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=_env())
+        # Ctrl-C or SIGTERM while Popen runs would unwind before `self.proc` is set, and
+        # py-spy would outlive us: held until it is.
+        with _signals.held():
+            self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, env=_env())
         try:
             self.output, _ = self.proc.communicate(timeout=self.duration + WRITE_DEADLINE)
         except subprocess.TimeoutExpired:
@@ -347,15 +394,26 @@ def self_samples(svg_text: str) -> dict[str, int]:
 
 
 def run(o: Options, py_spy: str) -> Recording:
-    """Start the server, check py-spy can read it, record it under load, stop everything."""
+    """Start the server, check py-spy can read it, record it under load, stop everything.
+    Whatever goes wrong, no graph is left behind: a stale one must not pass for this run's,
+    and py-spy, interrupted, writes what it has (under its own title)."""
     svg = o.svg()
     svg.parent.mkdir(parents=True, exist_ok=True)
-    svg.unlink(missing_ok=True)  # a stale graph must not pass for this run's
+    svg.unlink(missing_ok=True)
+    try:
+        return _record(o, py_spy, svg)
+    except BaseException:
+        svg.unlink(missing_ok=True)
+        raise
+
+
+def _record(o: Options, py_spy: str, svg: Path) -> Recording:
     d = Settings()
     load = os.getloadavg()[0]
     spec = ServerSpec(o.impl, baseline=o.baseline)
     try:
-        server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
+        with _signals.held():  # started, it has to be known to be stopped (START_DEADLINE)
+            server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
     except StartError as exc:
         raise Failed(f"the server did not start: {exc}") from None
     recorder = _Recorder(_record_command(py_spy, o, server.proc.pid, svg), o.duration, server)
@@ -399,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImplError, ValueError) as exc:
         print(f"tools.flamegraph: {exc}", file=sys.stderr)
         return 2
+    previous = {signum: signal.signal(signum, _signals.handler) for signum in _Signals.STOP}
     try:
         py_spy = find_py_spy()
         r = run(o, py_spy)
@@ -408,10 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     except Failed as exc:
         print(f"tools.flamegraph: {o.impl}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("tools.flamegraph: interrupted; the server, the load and py-spy were stopped",
-              file=sys.stderr)
-        return 130
+    except Terminated as exc:
+        print(f"tools.flamegraph: {signal.Signals(exc.signum).name}: the server, the load and "
+              "py-spy were stopped", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     size = math.ceil(r.svg.stat().st_size / 1024)
     print(f"tools.flamegraph: {r.svg} ({size} kB): {_describe(o, r)[1]}")
     if r.busy(o) > BUSY_MACHINE * r.cores:

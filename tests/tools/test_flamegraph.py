@@ -101,3 +101,43 @@ def test_when_py_spy_cannot_attach_it_says_what_to_do_and_stops_the_server(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not list(tmp_path.glob("*.svg"))
+
+
+def _children() -> list[str]:
+    """This process's live children, but multiprocessing's resource tracker (it lives as
+    long as the process that first spawned a worker)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = proc.read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_sigterm_mid_recording_stops_everything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM while py-spy records (sent by a stand-in py-spy, so it comes exactly then):
+    the server, the load generator and py-spy are all stopped, no graph is left, exit 143."""
+    fake = tmp_path / "py-spy"
+    fake.write_text("#!/bin/sh\n"
+                    "[ \"$1\" = dump ] && exit 0\n"
+                    f"echo \"$3\" > {tmp_path}/server.pid\n"
+                    "kill -TERM $PPID\n"
+                    "exec sleep 60\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(flamegraph, "find_py_spy", lambda: str(fake))
+    before = _children()
+    code = flamegraph.main(["--impl=select", "--duration=1", "--connections=4", "--processes=1",
+                            f"--out={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 143 and "SIGTERM: the server, the load and py-spy were stopped" in err, err
+    server = int((tmp_path / "server.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(server, 0)
+    assert _children() == before
+    assert not list(tmp_path.glob("*.svg"))
