@@ -1,7 +1,8 @@
-"""`python -m tools.flamegraph`: a short smoke run writes a titled SVG, and bad input or a
-py-spy that is missing or cannot attach ends with a message saying what to do, with nothing
-left running. Never a timed assertion; the smoke run is skipped, with py-spy's reason, where
-py-spy is not installed or may not read another process.
+"""`python -m tools.flamegraph`: a short smoke run writes a titled SVG; bad input, a py-spy
+that is missing or cannot attach, and a SIGTERM mid-recording end with a message saying what
+to do or what was stopped, with nothing left running. Never a timed assertion; the smoke run
+is skipped, with py-spy's reason, where py-spy is not installed or may not read another
+process (the other cases stand in a shell script for py-spy, and run everywhere).
 """
 
 from __future__ import annotations
