@@ -410,10 +410,10 @@ def run(o: Options, py_spy: str) -> Recording:
 def _record(o: Options, py_spy: str, svg: Path) -> Recording:
     d = Settings()
     load = os.getloadavg()[0]
-    spec = ServerSpec(o.impl, baseline=o.baseline)
+    spec = ServerSpec(o.impl, baseline=o.baseline, workers=None if o.baseline else o.workers)
     try:
         with _signals.held():  # started, it has to be known to be stopped (START_DEADLINE)
-            server = ServerProcess.start(spec, d.host, 0, o.workers, START_DEADLINE)
+            server = ServerProcess.start(spec, d.host, 0, START_DEADLINE)
     except StartError as exc:
         raise Failed(f"the server did not start: {exc}") from None
     recorder = _Recorder(_record_command(py_spy, o, server.proc.pid, svg), o.duration, server)
