@@ -22,6 +22,8 @@ thread, and the model is simply "one straight-line program per connection":
   queued before, writes them at once with `sendmsg(..., MSG_DONTWAIT)`: this one call returns
   EAGAIN instead of blocking, while the socket stays blocking for the threads. Usually the
   kernel takes everything and that is all (asyncio calls this the optimistic write).
+  Winsock's send() has no such flag (only the whole socket can be made non-blocking, with
+  ioctlsocket(FIONBIO)): there this model would leave every send to the writer.
 - only when the kernel did not take it all does the session get its second thread, the
   *writer*: it waits for bytes in the queue and hands them to a blocking `sendmsg()`, so a
   peer that stops reading blocks its own writer, never the application's thread nor any other
@@ -37,7 +39,7 @@ thread, and the model is simply "one straight-line program per connection":
 The cost is a thread (and its stack) per connection, two while a peer is slow to read: fine for
 dozens, not for ten thousand. That is why the other four models exist.
 
-Clauses this file works hardest for: S6 (a separate writer), S9 (waking blocked threads),
+Clauses this file works hardest for: S6 (MSG_DONTWAIT, then a writer), S9 (waking blocked threads),
 S8 (a socket is shut down or closed only under the lock, so never after its fd was reused).
 
 Sources:
