@@ -257,8 +257,10 @@ class BlockingServer(FaultOptIn, Ending[Session]):
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        """Wake the writer to flush, and the reader out of recv() to `_finish_closing`."""
-        s.wakeup.notify()
+        """Wake the writer (if the session has one) to flush, and the reader out of recv() to
+        `_finish_closing`."""
+        if s.writer is not None:
+            s.wakeup.notify()
         if s.life.reason is not CloseReason.PEER_EOF:
             # Makes the reader's blocked recv() return 0. Under the lock, so the fd cannot have
             # been closed and handed to another connection in between (S8).
