@@ -283,8 +283,9 @@ class BlockingServer(FaultOptIn, Ending[Session]):
 
     def _finish_closing(self, s: Session) -> None:
         """Reader thread: perform what the core says, waiting for the writer until the linger
-        deadline, until the session is released; then on_release. Without a writer nothing
-        is queued, so the first `advance` sends FIN and releases."""
+        deadline, until the session is released; then on_release. Without a writer there is
+        nothing to wait for: the first `advance` sends FIN (or aborts, after a reset) and
+        releases."""
         assert self._handler is not None
         while True:
             with self._lock:
