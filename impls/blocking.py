@@ -12,28 +12,38 @@ until a connection is waiting in the listen backlog.
 What this means for our code
 ----------------------------
 A thread that calls a blocking function can do nothing else, so each session gets its own
-threads, and the model is simply "one straight-line program per connection":
+thread, and the model is simply "one straight-line program per connection":
 
 - the *reader* (session thread) runs `on_connect`, then `recv()` -> `on_recv` until recv
   returns 0 or fails, then runs the close and `on_release`. All callbacks of one session come
   from this one thread, so they can never overlap (S2).
-- the *writer* waits for bytes in the session's `SendQueue` and hands them to a blocking
-  `sendmsg()`. send() itself only queues and returns: a peer that stops reading blocks its own
-  writer, never the application's thread nor any other session (S6).
+- send() must never wait for the peer (S6): it may run on the game's thread, or on another
+  session's reader. So it queues the bytes in the session's `SendQueue` and, when nothing was
+  queued before, writes them at once with `sendmsg(..., MSG_DONTWAIT)`: this one call returns
+  EAGAIN instead of blocking, while the socket stays blocking for the threads. Usually the
+  kernel takes everything and that is all (asyncio calls this the optimistic write).
+  Winsock's send() has no such flag (only the whole socket can be made non-blocking, with
+  ioctlsocket(FIONBIO)): there this model would leave every send to the writer.
+- only when the kernel did not take it all does the session get its second thread, the
+  *writer*: it waits for bytes in the queue and hands them to a blocking `sendmsg()`, so a
+  peer that stops reading blocks its own writer, never the application's thread nor any other
+  session (S6). From then on, until the session ends, every send() goes through the writer,
+  after what it holds (S4). Most sessions never need one: the thread start, and a thread
+  wakeup per message, are saved (docs/performance.md has the figures).
 - closing is the hard part: a thread blocked in `recv()` cannot be told "stop" except through
   the socket. `shutdown(SHUT_RD)` makes its recv return 0 (disconnect, stop), and when linger
   expires, `shutdown(SHUT_RDWR)` makes a writer blocked in send fail (S9). *When* each happens
-  is the core's decision (docs/core.md); the writer thread still running is this model's
+  is the core's decision (docs/core.md); a writer thread still running is this model's
   "IO outstanding".
 
-The cost is two threads (and two stacks) per connection: fine for dozens, not for ten
-thousand. That is why the other four models exist.
+The cost is a thread (and its stack) per connection, two while a peer is slow to read: fine for
+dozens, not for ten thousand. That is why the other four models exist.
 
-Clauses this file works hardest for: S6 (a separate writer), S9 (waking blocked threads),
+Clauses this file works hardest for: S6 (MSG_DONTWAIT, then a writer), S9 (waking blocked threads),
 S8 (a socket is shut down or closed only under the lock, so never after its fd was reused).
 
 Sources:
-- recv(2), send(2), shutdown(2), socket(7) (SO_LINGER) -- Linux man-pages.
+- recv(2), send(2) (MSG_DONTWAIT), shutdown(2), socket(7) (SO_LINGER) -- Linux man-pages.
 - W. R. Stevens, UNIX Network Programming vol. 1, ch. 4-6 (blocking I/O, shutdown).
 """
 
@@ -71,7 +81,7 @@ class Session:
     life: Lifecycle
     wakeup: threading.Condition  # the writer waits here for bytes or the close
     reader: threading.Thread | None = None
-    writer: threading.Thread | None = None
+    writer: threading.Thread | None = None  # from the first send() the kernel did not take
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} fd={self.sock.fileno()} {self.life} {self.queue}>"
@@ -109,7 +119,10 @@ class BlockingServer(FaultOptIn, Ending[Session]):
             s = self._table.get(session_id)
             if not admit_send(s, data):
                 return False  # S8: unknown/closing id; S7: over the limit
-            s.wakeup.notify()
+            if s.writer is not None:
+                s.wakeup.notify()  # the writer sends it, after the bytes it holds (S4)
+            elif s.queue:
+                self._write_now(s)
             return True
 
     def disconnect(self, session_id: int) -> bool:
@@ -157,11 +170,7 @@ class BlockingServer(FaultOptIn, Ending[Session]):
                 s.reader = threading.Thread(
                     target=self._serve, args=(s,), name=f"blocking-reader-{s.id}", daemon=True
                 )
-                s.writer = threading.Thread(
-                    target=self._write, args=(s,), name=f"blocking-writer-{s.id}", daemon=True
-                )
                 self._readers.add(s.reader)
-            s.writer.start()
             s.reader.start()
 
     def _new_session(self, sid: int, conn: socket.socket, addr: tuple[str, int]) -> Session:
@@ -204,7 +213,28 @@ class BlockingServer(FaultOptIn, Ending[Session]):
         exception ends this session only (S12)."""
         return run_callback(callback, *args)
 
-    # ---- writable: the writer thread
+    # ---- writable: send() at once, and the writer thread for what the kernel did not take
+
+    def _write_now(self, s: Session) -> None:
+        """The optimistic write (caller holds the lock; `s` has no writer, so the queue holds
+        only this send's bytes). MSG_DONTWAIT: if the send buffer is full, this one call fails
+        with EAGAIN instead of waiting for the peer (S6). What the kernel did not take is the
+        writer's, started here and kept until the session ends."""
+        try:
+            n = s.sock.sendmsg(s.queue.buffers(), (), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._close(s, CloseReason.RESET)
+            return
+        s.queue.written(n)  # S4: the rest stays queued, first in line
+        if s.queue:
+            s.writer = threading.Thread(
+                target=self._write, args=(s,), name=f"blocking-writer-{s.id}", daemon=True
+            )
+            # Started under the lock, so that whoever next holds it sees the writer alive:
+            # "IO outstanding" (`_seen`) is never false while a writer is about to send.
+            s.writer.start()
 
     def _write(self, s: Session) -> None:
         while True:
@@ -227,16 +257,17 @@ class BlockingServer(FaultOptIn, Ending[Session]):
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        """Wake the writer to flush, and the reader out of recv() to `_finish_closing`."""
-        s.wakeup.notify()
+        """Wake the writer (if the session has one) to flush, and the reader out of recv() to
+        `_finish_closing`."""
+        if s.writer is not None:
+            s.wakeup.notify()
         if s.life.reason is not CloseReason.PEER_EOF:
             # Makes the reader's blocked recv() return 0. Under the lock, so the fd cannot have
             # been closed and handed to another connection in between (S8).
             quietly(s.sock.shutdown, socket.SHUT_RD)
 
     def _seen(self, s: Session) -> Seen:
-        assert s.writer is not None
-        return Seen(queued=bool(s.queue), io_idle=not s.writer.is_alive())
+        return Seen(queued=bool(s.queue), io_idle=s.writer is None or not s.writer.is_alive())
 
     def _send_fin(self, s: Session) -> None:
         quietly(s.sock.shutdown, socket.SHUT_WR)
@@ -252,14 +283,17 @@ class BlockingServer(FaultOptIn, Ending[Session]):
 
     def _finish_closing(self, s: Session) -> None:
         """Reader thread: perform what the core says, waiting for the writer until the linger
-        deadline, until the session is released; then on_release."""
-        assert s.writer is not None and self._handler is not None
+        deadline, until the session is released; then on_release. Without a writer there is
+        nothing to wait for: the first `advance` sends FIN (or aborts, after a reset) and
+        releases."""
+        assert self._handler is not None
         while True:
             with self._lock:
                 now = time.monotonic()
                 if advance(self, s, now):
                     break
                 timeout = next_timeout([s.life.wake_at], now)
+            assert s.writer is not None  # only bytes in a writer's care make the core wait
             s.writer.join(timeout)
         self._call(self._handler.on_release, s.id)
 

@@ -7,7 +7,10 @@ The bug:
         self._handler.on_release(s.id)   # "the session is done when its writes are"
 
 The reader thread releases the session as well, so on_release runs twice, from two threads,
-possibly at the same time. Caught by: S2 (on_release exactly once).
+possibly at the same time. Only a session whose peer was once slow to read has a writer (the
+model writes at once from send() otherwise), so a test that echoes a few bytes to a reading
+peer never sees the bug; the suite's injected short writes give a session its writer.
+Caught by: S2 (on_release exactly once, under injected faults).
 """
 
 from __future__ import annotations

@@ -31,10 +31,8 @@ class IterativeServer(BlockingServer):
                     conn.close()
                     return
                 s = self._table.add(partial(self._new_session, conn=conn, addr=addr))
-                s.writer = threading.Thread(target=self._write, args=(s,), daemon=True)
                 s.reader = threading.current_thread()
                 self._readers.add(s.reader)
-            s.writer.start()
             self._serve(s)  # BUG: the acceptor serves this client until it leaves
 
 
