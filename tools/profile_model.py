@@ -1,7 +1,7 @@
 """Where a model's CPU goes under load: cProfile in every thread the server starts.
 
     python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
-                                  [--connections 100] [--top 15]
+                                  [--connections 100] [--workers N] [--top 15]
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
 
@@ -47,12 +47,15 @@ def main() -> None:
     parser.add_argument("--workload", choices=["pingpong", "churn"], default="pingpong")
     parser.add_argument("--connections", type=int, default=None,
                         help="default 100 for pingpong, 8 for churn")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="ServerConfig.workers (default: the config's own)")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     impl = resolve(args.impl)
     app = EchoApp()
-    server = app.server = impl.build(impl.config())
+    config = impl.config() if args.workers is None else impl.config(workers=args.workers)
+    server = app.server = impl.build(config)
     host, port = server.start(app)
     connections = args.connections or (100 if args.workload == "pingpong" else 8)
     half = connections // 2
