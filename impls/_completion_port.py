@@ -145,6 +145,7 @@ class CompletionPort:
             queue = self._pending.setdefault(fd, [])
             queue.append(op)
             if len(queue) == 1 and self._attempt(fd):  # rule 3: even at once, via the port
+                self._ready.notify()
                 return
             self._arm(fd)
 
@@ -166,6 +167,19 @@ class CompletionPort:
                 return None
             return self._packets.popleft()
 
+    def get_many(self, limit: int, timeout: float | None = None) -> list[Packet]:
+        """GetQueuedCompletionStatusEx: every queued packet up to `limit` (at least one), or
+        [] after `timeout` seconds. One wake and one lock pass for all of them, where get()
+        pays both per packet; if more are left, another waiting worker is woken for them."""
+        with self._lock:
+            if not self._ready.wait_for(lambda: self._packets, timeout):
+                return []
+            packets = self._packets
+            taken = [packets.popleft() for _ in range(min(limit, len(packets)))]
+            if packets:
+                self._ready.notify()
+            return taken
+
     def cancel(self, handle: socket.socket) -> None:
         """CancelIoEx(handle, NULL): every pending operation on `handle` completes with
         ECANCELED (rule 1: cancelled operations still complete)."""
@@ -174,6 +188,7 @@ class CompletionPort:
             for op in self._pending.pop(fd, []):
                 self._complete(fd, op, 0, ECANCELED)
             self._disarm(fd)
+            self._ready.notify()
 
     def close(self) -> None:
         """Stop the engine. The owner drains its operations first (rule 1); packets still
@@ -193,6 +208,7 @@ class CompletionPort:
                 if self._closed:  # rule 1 to the end: nothing held is dropped
                     while self._later:  # (closed: _fire holds nothing back any more)
                         self._fire(heapq.heappop(self._later)[2], ECANCELED)
+                    self._ready.notify_all()
                     return
                 timeout = max(0.0, self._later[0][0] - time.monotonic()) if self._later else None
             events = self._epoll.poll(timeout)
@@ -206,6 +222,8 @@ class CompletionPort:
                 now = time.monotonic()
                 while self._later and self._later[0][0] <= now:  # in deadline order
                     self._fire(heapq.heappop(self._later)[2])
+                if self._packets:  # one wake for the whole turn: get_many() takes them all
+                    self._ready.notify()
 
     def _attempt(self, fd: int) -> bool:
         """Run the pending operations of `fd` that can run now, in issue order per kind.
@@ -252,13 +270,13 @@ class CompletionPort:
         self._queue(Packet(self._keys.get(fd), op, nbytes, error))
 
     def _queue(self, packet: Packet) -> None:
-        """Queue a completion for get(), unless the faults hold it back. Caller holds the lock."""
+        """Queue a completion for get(), unless the faults hold it back. Caller holds the lock,
+        and wakes a worker when it is done queueing (one notify for a turn's packets)."""
         delay = self.faults.delay(packet) if self.faults is not None and not self._closed else 0
         if delay > 0:
             self._hold(delay, packet)
         else:
             self._packets.append(packet)
-            self._ready.notify()
 
     def _hold(self, delay: float, packet: Packet) -> None:
         """Keep `packet` until `delay` seconds from now (a timer, or a held packet)."""
@@ -273,7 +291,6 @@ class CompletionPort:
             self._queue(Packet(packet.key, op, 0, error))
         else:
             self._packets.append(packet)
-            self._ready.notify()
 
     def _arm(self, fd: int) -> None:
         """Watch `fd` for what its pending operations need (one-shot: re-armed per try)."""
