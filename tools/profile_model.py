@@ -2,6 +2,7 @@
 
     python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
                                   [--connections 100] [--workers N] [--top 15]
+                                  [--by-file]
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
 
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="ServerConfig.workers (default: the config's own)")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--by-file", action="store_true",
+                        help="also the CPU per source file (built-ins: the C calls, syscalls)")
     args = parser.parse_args()
     threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     impl = resolve(args.impl)
@@ -76,8 +79,21 @@ def main() -> None:
     unit = "echo" if args.workload == "pingpong" else "connection"
     print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {total:.2f} s of server CPU "
           f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
+    if args.by_file:
+        _print_by_file(stats, total, max(echoes, 1), unit)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
+
+
+def _print_by_file(stats: pstats.Stats, total: float, count: int, unit: str) -> None:
+    """Own time (tottime) summed per file: which layer the CPU goes to."""
+    by_file: dict[str, float] = {}
+    for (path, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"built-in: {name.split(' of ')[0].strip('{<>}')}" if path == "~" else path
+        by_file[where] = by_file.get(where, 0.0) + row[2]
+    for where, seconds in sorted(by_file.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"{seconds / total:6.1%} {seconds / count * 1e6:7.1f} us per {unit}  {where}")
+    print()
 
 
 if __name__ == "__main__":
