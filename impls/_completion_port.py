@@ -52,7 +52,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = ["CompletionFaults", "CompletionPort", "Op", "OpKind", "Overlapped", "Packet"]
 
@@ -91,9 +91,9 @@ class Overlapped:
         return f"<Overlapped {self.kind.value} {self.state.name} {size} bytes>"
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """What GetQueuedCompletionStatus returns."""
+class Packet(NamedTuple):
+    """What GetQueuedCompletionStatus returns. (A NamedTuple: one is made per operation, and
+    it is made in a third of a frozen dataclass's time.)"""
 
     key: object
     overlapped: Overlapped | None
