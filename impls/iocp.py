@@ -30,8 +30,9 @@ on_release runs once, after every other handler of the session returned (S2).
 The handler of a completion holds its operation's count until it is done, and a recv is
 re-posted only after on_recv returned, so one session's callbacks never overlap (S2).
 
-The "kernel" on Linux is `_completion_port.py` (an epoll thread that performs the operations
-when sockets are ready); this file is written as the Windows application would be.
+The "kernel" on Linux is `_completion_port.py` (epoll, and the non-blocking call when a socket
+is ready, done by a worker waiting for packets); this file is written as the Windows application
+would be.
 
 Clauses this file works hardest for: S8 (IOCount; timers find sessions by id), S2 (one recv
 in flight), S4 (one send in flight; short completions keep the rest queued), S11 (stop cancels,
