@@ -59,6 +59,11 @@ __all__ = ["CompletionFaults", "CompletionPort", "Op", "OpKind", "Overlapped", "
 # The error a cancelled operation completes with (Windows: ERROR_OPERATION_ABORTED, 995).
 ECANCELED = errno.ECANCELED
 
+# The kernel's handle table: a port lives until close() (CloseHandle), whatever references
+# the application drops, so a port it forgets stays open, as on Windows, instead of being
+# closed by the garbage collector some time later.
+_OPEN_PORTS: set[CompletionPort] = set()
+
 
 class OpKind(enum.Enum):
     ACCEPT = "AcceptEx"
@@ -136,6 +141,7 @@ class CompletionPort:
         self._polling = False  # a worker is in epoll, playing the kernel
         self._sleepers = 0  # workers waiting on _ready, for packets or their turn in epoll
         self._closed = False
+        _OPEN_PORTS.add(self)
 
     # ---- the Win32 surface
 
@@ -229,6 +235,7 @@ class CompletionPort:
             self._ready.notify_all()
         self._epoll.close()
         os.close(self._wakeup)
+        _OPEN_PORTS.discard(self)
 
     # ---- the "kernel": performs operations when their sockets are ready
 
