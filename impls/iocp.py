@@ -30,8 +30,9 @@ on_release runs once, after every other handler of the session returned (S2).
 The handler of a completion holds its operation's count until it is done, and a recv is
 re-posted only after on_recv returned, so one session's callbacks never overlap (S2).
 
-The "kernel" on Linux is `_completion_port.py` (an epoll thread that performs the operations
-when sockets are ready); this file is written as the Windows application would be.
+The "kernel" on Linux is `_completion_port.py` (epoll, and the non-blocking call when a socket
+is ready, done by a worker waiting for packets); this file is written as the Windows application
+would be.
 
 Clauses this file works hardest for: S8 (IOCount; timers find sessions by id), S2 (one recv
 in flight), S4 (one send in flight; short completions keep the rest queued), S11 (stop cancels,
@@ -71,6 +72,8 @@ RECV_RING = 64 * 1024
 # AcceptEx operations kept posted on the listener, so a burst of connects (S10) finds
 # accepts waiting instead of each one waiting for the previous completion.
 ACCEPTS_POSTED = 16
+# Most packets a worker takes in one GetQueuedCompletionStatusEx (its ulCount).
+PACKETS_PER_WAKE = 64
 
 
 class Key(enum.Enum):
@@ -192,27 +195,39 @@ class IocpServer(FaultOptIn, Ending[Session]):
     # ---- the workers: GetQueuedCompletionStatus and one dispatch over completion keys
 
     def _worker(self) -> None:
+        """GetQueuedCompletionStatusEx: take every packet queued (up to PACKETS_PER_WAKE) in
+        one wake, and handle them in order. stop() posts one QUIT per worker; a worker that
+        took more than one passes the others on, so every worker gets its own."""
         assert self._port is not None
         while True:
-            packet = self._port.get()
-            assert packet is not None  # no timeout: waits for a packet
-            key = packet.key
-            if key is Key.QUIT:
-                return
-            if key is Key.LISTENER:
-                self._on_accept_done(packet)
-            elif key is Key.ACCEPT_RETRY:
-                self._on_accept_retry()
-            elif isinstance(key, Linger):
-                self._on_linger_expired(key.session_id)
-            elif isinstance(key, Session):
-                assert packet.overlapped is not None
-                if packet.overlapped.kind is OpKind.RECV:
-                    self._on_recv_done(key, packet)
+            quits = 0
+            for packet in self._port.get_many(PACKETS_PER_WAKE):
+                if packet.key is Key.QUIT:
+                    quits += 1
                 else:
-                    self._on_send_done(key, packet)
+                    self._dispatch(packet)
+            if quits:
+                for _ in range(quits - 1):
+                    self._port.post(Key.QUIT, None)
+                return
+
+    def _dispatch(self, packet: Packet) -> None:
+        """One completion, by its key: whose operation it was."""
+        key = packet.key
+        if key is Key.LISTENER:
+            self._on_accept_done(packet)
+        elif key is Key.ACCEPT_RETRY:
+            self._on_accept_retry()
+        elif isinstance(key, Linger):
+            self._on_linger_expired(key.session_id)
+        elif isinstance(key, Session):
+            assert packet.overlapped is not None
+            if packet.overlapped.kind is OpKind.RECV:
+                self._on_recv_done(key, packet)
             else:
-                raise AssertionError(f"completion with an unknown key: {packet}")
+                self._on_send_done(key, packet)
+        else:
+            raise AssertionError(f"completion with an unknown key: {packet}")
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback goes through here, on a worker, without any lock held (S13);

@@ -1,7 +1,8 @@
 """Where a model's CPU goes under load: cProfile in every thread the server starts.
 
     python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
-                                  [--connections 100] [--workers N] [--top 15] [--no-profile]
+                                  [--connections 100] [--workers N] [--top 15]
+                                  [--no-profile | --by-file]
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
 `--no-profile` runs the same load unprofiled and prints only the server's CPU per echo (or
@@ -62,10 +63,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=None,
                         help="default 100 for pingpong, 8 for churn")
     parser.add_argument("--workers", type=int, default=None,
-                        help="ServerConfig.workers (default: the model's)")
+                        help="ServerConfig.workers (default: the config's own)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--no-profile", action="store_true",
                         help="no cProfile: the server's CPU per echo over the window only")
+    parser.add_argument("--by-file", action="store_true",
+                        help="also the CPU per source file (built-ins: the C calls, syscalls)")
     args = parser.parse_args()
     if not args.no_profile:
         threading.Thread.run = _profiled_run  # type: ignore[method-assign]
@@ -88,7 +91,7 @@ def main() -> None:
     unit = "echo" if args.workload == "pingpong" else "connection"
     if args.no_profile:
         per = 1e6 / max(echoes, 1)
-        print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {user + system:.3f} s of "
+        print(f"{args.impl}: {echoes} {unit}{"es" if unit == "echo" else "s"} in {args.seconds} s; {user + system:.3f} s of "
               f"server CPU: {(user + system) * per:.1f} us per {unit} (user {user * per:.1f}, "
               f"system {system * per:.1f}), unprofiled")
         return
@@ -96,10 +99,23 @@ def main() -> None:
     for profile in _profiles[1:]:
         stats.add(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
-    print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {total:.2f} s of server CPU "
+    print(f"{args.impl}: {echoes} {unit}{"es" if unit == "echo" else "s"} in {args.seconds} s; {total:.2f} s of server CPU "
           f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
+    if args.by_file:
+        _print_by_file(stats, total, max(echoes, 1), unit)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
+
+
+def _print_by_file(stats: pstats.Stats, total: float, count: int, unit: str) -> None:
+    """Own time (tottime) summed per file: which layer the CPU goes to."""
+    by_file: dict[str, float] = {}
+    for (path, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"built-in: {name.split(' of ')[0].strip('{<>}')}" if path == "~" else path
+        by_file[where] = by_file.get(where, 0.0) + row[2]
+    for where, seconds in sorted(by_file.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"{seconds / total:6.1%} {seconds / count * 1e6:7.1f} us per {unit}  {where}")
+    print()
 
 
 if __name__ == "__main__":

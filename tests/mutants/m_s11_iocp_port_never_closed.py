@@ -12,11 +12,11 @@ The bug:
     }
 
 Every session is released and every worker ends, so nothing looks wrong after one stop().
-But the port stays open: here its engine thread keeps running and its epoll and eventfd stay
-open; on Windows the handle and its kernel object stay. A server that is restarted in the
+But the port stays open: here its epoll and eventfd stay open; on Windows the handle and its
+kernel object stay. A server that is restarted in the
 same process -- a test suite, a hot reload -- leaves one more port behind every time, until
-the process runs out of handles. Caught by: S11 (the threads and open fds keep growing over
-start/stop cycles).
+the process runs out of handles. Caught by: S11 (the open fds keep growing over start/stop
+cycles).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class PortNeverClosedServer(IocpServer):
             port.post(Key.QUIT, None)
         for w in self._workers:
             w.join()
-        # BUG: no port.close() -- its engine thread, epoll and eventfd outlive the server
+        # BUG: no port.close() -- its epoll and eventfd outlive the server
 
 
 make_server = PortNeverClosedServer
