@@ -88,10 +88,11 @@ def main() -> None:
     finally:
         server.stop()
     echoes = sum(o.count for o in outcomes)
-    unit = "echo" if args.workload == "pingpong" else "connection"
+    unit, units = ("echo", "echoes") if args.workload == "pingpong" else ("connection",
+                                                                          "connections")
     if args.no_profile:
         per = 1e6 / max(echoes, 1)
-        print(f"{args.impl}: {echoes} {unit}{"es" if unit == "echo" else "s"} in {args.seconds} s; {user + system:.3f} s of "
+        print(f"{args.impl}: {echoes} {units} in {args.seconds} s; {user + system:.3f} s of "
               f"server CPU: {(user + system) * per:.1f} us per {unit} (user {user * per:.1f}, "
               f"system {system * per:.1f}), unprofiled")
         return
@@ -99,7 +100,7 @@ def main() -> None:
     for profile in _profiles[1:]:
         stats.add(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
-    print(f"{args.impl}: {echoes} {unit}{"es" if unit == "echo" else "s"} in {args.seconds} s; {total:.2f} s of server CPU "
+    print(f"{args.impl}: {echoes} {units} in {args.seconds} s; {total:.2f} s of server CPU "
           f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
     if args.by_file:
         _print_by_file(stats, total, max(echoes, 1), unit)
