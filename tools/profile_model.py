@@ -1,7 +1,7 @@
 """Where a model's CPU goes under load: cProfile in every thread the server starts.
 
     python -m tools.profile_model --impl=epoll [--workload pingpong|churn] [--seconds 4]
-                                  [--connections 100] [--top 15]
+                                  [--connections 100] [--top 15] [--cpu-only]
 
 (churn: --connections is the number of connections open at once, as the benchmark's 8.)
 
@@ -11,7 +11,10 @@ session threads in threads of their own; so each thread gets its own profiler (t
 waiting for a core) and the stats are merged. The server runs in this process with the echo
 application of `python -m impls.echo`; the load is the benchmark's ping-pong generator
 (`conformance/bench/_load.py`) in processes of its own. Profiling slows the server by
-about 2x; read the shares, not the rates. docs/performance.md has the last profile.
+about 2x; read the shares, not the rates. `--cpu-only` leaves cProfile out and prints the
+server's CPU per echo or connection over the measured window, unprofiled (this process's CPU:
+the server's threads, the main thread only waits): the figure to compare before and after a
+change, steadier on shared cores than a rate. docs/performance.md has the last profile.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def _profiled_run(self: threading.Thread) -> None:
         profile.disable()
 
 
+def _window_cpu(start: float, end: float) -> float:
+    """This process's CPU seconds from `start` to `end` (time.monotonic())."""
+    threading.Event().wait(max(0.0, start - time.monotonic()))
+    before = time.process_time()
+    threading.Event().wait(max(0.0, end - time.monotonic()))
+    return time.process_time() - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.profile_model")
     parser.add_argument("--impl", default="epoll")
@@ -48,8 +59,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=None,
                         help="default 100 for pingpong, 8 for churn")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="no cProfile: the server's CPU per echo or connection")
     args = parser.parse_args()
-    threading.Thread.run = _profiled_run  # type: ignore[method-assign]
+    if not args.cpu_only:
+        threading.Thread.run = _profiled_run  # type: ignore[method-assign]
     impl = resolve(args.impl)
     app = EchoApp()
     server = app.server = impl.build(impl.config())
@@ -60,17 +74,19 @@ def main() -> None:
             for n in (half, connections - half) if n]
     try:
         with Generators(len(jobs)) as generators:
-            outcomes, _ = generators.run(
-                jobs, 0.25, args.seconds,
-                lambda start, end: threading.Event().wait(max(0.0, end - time.monotonic())))
+            outcomes, cpu = generators.run(jobs, 0.25, args.seconds, _window_cpu)
     finally:
         server.stop()
     echoes = sum(o.count for o in outcomes)
+    unit = "echo" if args.workload == "pingpong" else "connection"
+    if args.cpu_only:
+        print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {cpu:.2f} s of server CPU "
+              f"({cpu / max(echoes, 1) * 1e6:.0f} us per {unit}, unprofiled)")
+        return
     stats = pstats.Stats(_profiles[0])
     for profile in _profiles[1:]:
         stats.add(profile)
     total = stats.total_tt  # type: ignore[attr-defined]
-    unit = "echo" if args.workload == "pingpong" else "connection"
     print(f"{args.impl}: {echoes} {unit}s in {args.seconds} s; {total:.2f} s of server CPU "
           f"in its threads ({total / max(echoes, 1) * 1e6:.0f} us per {unit}, profiled)")
     stats.sort_stats("tottime").print_stats(args.top)
