@@ -40,7 +40,6 @@ Sources:
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 import threading
 import time
@@ -70,9 +69,9 @@ class Session:
     peer: tuple[str, int]
     queue: SendQueue
     life: Lifecycle = field(default_factory=Lifecycle)
-    wakeup: trio.Event = field(default_factory=trio.Event)  # the writer waits here
     read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    writer_done: trio.Event = field(default_factory=trio.Event)
+    tasks: trio.Nursery | None = None  # the session's nursery, while it is open
+    writing: bool = False  # a writer task is running (only the Trio thread looks)
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} {self.life} {self.queue}>"
@@ -144,10 +143,16 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _wake(self, s: Session) -> None:
-        """On the Trio thread: wake the writer, and stop the reader if the session closes."""
-        s.wakeup.set()
+        """On the Trio thread: flush what is queued, and stop the reader if the session closes."""
+        self._start_writer(s)
         if s.life.closing:
             s.read_scope.cancel()
+
+    def _start_writer(self, s: Session) -> None:
+        """A writer task for the queued bytes, unless one runs (it takes new bytes too)."""
+        if s.queue and not s.writing and s.tasks is not None:
+            s.writing = True
+            s.tasks.start_soon(self._write, s)
 
     # ---- the Trio thread
 
@@ -202,19 +207,28 @@ class TrioServer(FaultOptIn, Ending[Session]):
                 self._close(s, CloseReason.HANDLER_ERROR)
             s.life.connected()
         async with trio.open_nursery() as tasks:
-            tasks.start_soon(self._write, s)
+            s.tasks = tasks
+            self._start_writer(s)  # for a greeting from on_connect
             reason = await self._read(s)
             with self._lock:
                 self._close(s, reason)
-            await self._await_flush(s)
-            tasks.cancel_scope.cancel()
+            # Closing, send() accepts nothing more: one writer takes what is queued, then no
+            # writer is started again (so none after the nursery closed).
+            self._start_writer(s)
+            s.tasks = None
+            self._await_flush(s, tasks)
+        # The nursery waited for the writer: what was accepted is in the kernel, or the
+        # linger deadline cancelled the writer.
         self._finish_closing(s)
 
-    async def _await_flush(self, s: Session) -> None:
-        """The writer flushes what was accepted; the linger deadline bounds how long (S9)."""
+    def _await_flush(self, s: Session, tasks: trio.Nursery) -> None:
+        """A nursery exits once its tasks have: the writer, if one runs, flushes what was
+        accepted. The linger deadline bounds how long (S9): the nursery's cancel scope's."""
+        if not s.writing:
+            return  # nothing to flush: the nursery exits at once
         timeout = next_timeout([s.life.wake_at], time.monotonic())
-        with trio.move_on_after(math.inf if timeout is None else timeout):
-            await s.writer_done.wait()
+        if timeout is not None:
+            tasks.cancel_scope.deadline = trio.current_time() + timeout
 
     async def _read(self, s: Session) -> CloseReason:
         """receive_some -> on_recv until EOF, a failure, or the session closes."""
@@ -232,19 +246,16 @@ class TrioServer(FaultOptIn, Ending[Session]):
         return CloseReason.DISCONNECT  # closed by someone else; that reason was kept
 
     async def _write(self, s: Session) -> None:
-        """Wait for queued bytes, send_all them (partial sends are Trio's job), then FIN."""
+        """send_all what is queued (partial sends are Trio's job) until the queue is empty;
+        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes."""
         try:
             while True:
                 with self._lock:
-                    data = b"".join(s.queue.buffers()) if s.queue else b""
-                    if not data and s.life.closing:  # everything accepted is in the kernel:
-                        advance(self, s, time.monotonic())  # the core says FIN, unless it did
+                    if not s.queue:
+                        if s.life.closing:  # everything accepted is in the kernel:
+                            advance(self, s, time.monotonic())  # the core says FIN
                         return
-                    if not data:
-                        s.wakeup = trio.Event()
-                if not data:
-                    await s.wakeup.wait()
-                    continue
+                    data = b"".join(s.queue.buffers())
                 try:
                     await s.stream.send_all(data)  # suspends while the peer does not read (S6)
                 except _STREAM_GONE:
@@ -254,7 +265,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
                 with self._lock:
                     s.queue.written(len(data))
         finally:
-            s.writer_done.set()
+            s.writing = False
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
@@ -274,7 +285,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _seen(self, s: Session) -> Seen:
-        return Seen(queued=bool(s.queue), io_idle=s.writer_done.is_set())
+        return Seen(queued=bool(s.queue), io_idle=not s.writing)
 
     def _send_fin(self, s: Session) -> None:
         quietly(s.sock.shutdown, socket.SHUT_WR)  # what SocketStream.send_eof does
