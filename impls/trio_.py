@@ -71,7 +71,9 @@ class Session:
     life: Lifecycle = field(default_factory=Lifecycle)
     read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     tasks: trio.Nursery | None = None  # the session's nursery, while it is open
-    writing: bool = False  # a writer task is running (only the Trio thread looks)
+    # Only the Trio thread looks at these two:
+    writing: bool = False  # a send_all is under way: the writer task's, or the reader's
+    answering: bool = False  # the reader is in on_recv, or sending what on_recv queued
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} {self.life} {self.queue}>"
@@ -143,14 +145,19 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _wake(self, s: Session) -> None:
-        """On the Trio thread: flush what is queued, and stop the reader if the session closes."""
+        """On the Trio thread: flush what is queued; if the session closes, stop the reader's
+        wait for data, and bound a send_all under way by the linger deadline."""
         self._start_writer(s)
         if s.life.closing:
-            s.read_scope.cancel()
+            if not s.answering:  # answering, the reader sees the close when done: a
+                s.read_scope.cancel()  # send_all cancelled halfway may have sent any part
+            if s.tasks is not None:
+                self._await_flush(s, s.tasks)
 
     def _start_writer(self, s: Session) -> None:
-        """A writer task for the queued bytes, unless one runs (it takes new bytes too)."""
-        if s.queue and not s.writing and s.tasks is not None:
+        """A writer task for the queued bytes, unless a send_all runs (it takes new bytes too)
+        or the reader is answering (it sends them itself, just after on_recv)."""
+        if s.queue and not s.writing and not s.answering and s.tasks is not None:
             s.writing = True
             s.tasks.start_soon(self._write, s)
 
@@ -208,17 +215,18 @@ class TrioServer(FaultOptIn, Ending[Session]):
             s.life.connected()
         async with trio.open_nursery() as tasks:
             s.tasks = tasks
-            self._start_writer(s)  # for a greeting from on_connect
-            reason = await self._read(s)
-            with self._lock:
-                self._close(s, reason)
-            # Closing, send() accepts nothing more: one writer takes what is queued, then no
-            # writer is started again (so none after the nursery closed).
-            self._start_writer(s)
-            s.tasks = None
+            try:
+                self._start_writer(s)  # for a greeting from on_connect
+                reason = await self._read(s)
+                with self._lock:
+                    self._close(s, reason)
+                # Closing, send() accepts nothing more: one writer takes what is queued...
+                self._start_writer(s)
+            finally:
+                s.tasks = None  # ...and none is started after it (nor once the nursery closed)
             self._await_flush(s, tasks)
         # The nursery waited for the writer: what was accepted is in the kernel, or the
-        # linger deadline cancelled the writer.
+        # linger deadline cancelled the send_all (the writer's, or the reader's).
         self._finish_closing(s)
 
     def _await_flush(self, s: Session, tasks: trio.Nursery) -> None:
@@ -231,9 +239,11 @@ class TrioServer(FaultOptIn, Ending[Session]):
             tasks.cancel_scope.deadline = trio.current_time() + timeout
 
     async def _read(self, s: Session) -> CloseReason:
-        """receive_some -> on_recv until EOF, a failure, or the session closes."""
+        """receive_some -> on_recv until EOF, a failure, or the session closes. What on_recv
+        queued, the reader sends itself (`_write`), as Trio's echo example does: no writer
+        task to start and switch to for an answer."""
         assert self._handler is not None
-        with s.read_scope:
+        with s.read_scope:  # `_wake` cancels it, unless the reader is answering
             while not s.life.closing:
                 try:
                     data = await s.stream.receive_some(RECV_SIZE)
@@ -241,13 +251,21 @@ class TrioServer(FaultOptIn, Ending[Session]):
                     return CloseReason.RESET
                 if not data:  # S5: b"" if, and only if, the peer sent EOF
                     return CloseReason.PEER_EOF
-                if not self._call(self._handler.on_recv, s.id, data):
-                    return CloseReason.HANDLER_ERROR
+                s.answering = True
+                try:
+                    if not self._call(self._handler.on_recv, s.id, data):
+                        return CloseReason.HANDLER_ERROR
+                    if s.queue and not s.writing and not s.life.closing:
+                        s.writing = True
+                        await self._write(s)  # while the peer does not read, neither do we
+                finally:
+                    s.answering = False
         return CloseReason.DISCONNECT  # closed by someone else; that reason was kept
 
     async def _write(self, s: Session) -> None:
         """send_all what is queued (partial sends are Trio's job) until the queue is empty;
-        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes."""
+        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes.
+        The writer task's body, and the reader's after on_recv; the caller set `writing`."""
         try:
             while True:
                 with self._lock:
