@@ -19,13 +19,18 @@ non-blocking sockets, a readiness loop), without either's bookkeeping:
 What this means for our code
 ----------------------------
 `trio.run` runs in a thread the server owns. The main task accepts; each connection gets a
-task (`_serve`) with two children: the reader (receive_some -> on_recv) and the writer
-(waits for the session's SendQueue, send_all). send() and disconnect() come from any thread:
-they update the queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`,
-which never blocks the caller -- also when the caller is a callback on the Trio thread (S13).
+task (`_serve`) with a nursery of its own. The session task reads (receive_some -> on_recv)
+and sends what its own on_recv queued itself, `await send_all` in line, as Trio's echo
+example does. Bytes sent from elsewhere -- another thread, another session's callback, a
+greeting from on_connect -- get a writer task in the session's nursery, started when bytes
+are queued and none runs, ended when the queue is empty. send() and disconnect() come from
+any thread: they update the queue under a lock and poke the Trio thread with
+`TrioToken.run_sync_soon`, which never blocks the caller -- also when the caller is a callback
+on the Trio thread (S13). Closing cancels the reader's wait for data and puts the linger
+deadline on the nursery's cancel scope; the nursery's exit is the wait for the flush (S9).
 stop() cancels the accept loop and closes every session; trio.run returns when the nursery
 is empty, which is exactly "every session released" (S11). When to FIN, abort or release is
-the core's decision (docs/core.md); the writer task running is this model's IO outstanding.
+the core's decision (docs/core.md); a send_all under way is this model's IO outstanding.
 
 Clauses this file works hardest for: S13 (crossing from other threads into Trio without
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
