@@ -141,7 +141,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
     def _poke(self, s: Session) -> None:
         """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
         if threading.current_thread() is self._thread:
-            # Already on it -- send() from a callback, the echo server's case: wake the writer
+            # Already on it -- send() from a callback, the echo server's case: look at `s`
             # now. run_sync_soon would cost a write to Trio's wakeup socket and a loop pass.
             self._wake(s)
             return
