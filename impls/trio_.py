@@ -19,18 +19,16 @@ non-blocking sockets, a readiness loop), without either's bookkeeping:
 What this means for our code
 ----------------------------
 `trio.run` runs in a thread the server owns. The main task accepts; each connection gets a
-task (`_serve`) with a nursery of its own. The session task reads (receive_some -> on_recv)
-and sends what its own on_recv queued itself, `await send_all` in line, as Trio's echo
-example does. Bytes sent from elsewhere -- another thread, another session's callback, a
-greeting from on_connect -- get a writer task in the session's nursery, started when bytes
-are queued and none runs, ended when the queue is empty. send() and disconnect() come from
-any thread: they update the queue under a lock and poke the Trio thread with
-`TrioToken.run_sync_soon`, which never blocks the caller -- also when the caller is a callback
-on the Trio thread (S13). Closing cancels the reader's wait for data and puts the linger
-deadline on the nursery's cancel scope; the nursery's exit is the wait for the flush (S9).
-stop() cancels the accept loop and closes every session; trio.run returns when the nursery
-is empty, which is exactly "every session released" (S11). When to FIN, abort or release is
-the core's decision (docs/core.md); a send_all under way is this model's IO outstanding.
+task (`_serve`) with a nursery of its own. The session task reads (receive_some -> on_recv);
+a writer task in the nursery sends (send_all), started when bytes are queued and none runs,
+ended when the queue is empty. send() and disconnect() come from any thread: they update the
+queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`, which never
+blocks the caller -- also when the caller is a callback on the Trio thread (S13). Closing
+cancels the reader; the nursery's exit is the wait for the flush, and the linger deadline on
+the nursery's cancel scope bounds it (S9). stop() cancels the accept loop and closes every
+session; trio.run returns when the nursery is empty, which is exactly "every session
+released" (S11). When to FIN, abort or release is the core's decision (docs/core.md); the
+writer task running is this model's IO outstanding.
 
 Clauses this file works hardest for: S13 (crossing from other threads into Trio without
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
@@ -76,9 +74,7 @@ class Session:
     life: Lifecycle = field(default_factory=Lifecycle)
     read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     tasks: trio.Nursery | None = None  # the session's nursery, while it is open
-    # Only the Trio thread looks at these two:
-    writing: bool = False  # a send_all is under way: the writer task's, or the reader's
-    answering: bool = False  # the reader is in on_recv, or sending what on_recv queued
+    writing: bool = False  # a writer task is running (only the Trio thread looks)
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} {self.life} {self.queue}>"
@@ -150,19 +146,14 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _wake(self, s: Session) -> None:
-        """On the Trio thread: flush what is queued; if the session closes, stop the reader's
-        wait for data, and bound a send_all under way by the linger deadline."""
+        """On the Trio thread: flush what is queued, and stop the reader if the session closes."""
         self._start_writer(s)
         if s.life.closing:
-            if not s.answering:  # answering, the reader sees the close when done: a
-                s.read_scope.cancel()  # send_all cancelled halfway may have sent any part
-            if s.tasks is not None:
-                self._await_flush(s, s.tasks)
+            s.read_scope.cancel()
 
     def _start_writer(self, s: Session) -> None:
-        """A writer task for the queued bytes, unless a send_all runs (it takes new bytes too)
-        or the reader is answering (it sends them itself, just after on_recv)."""
-        if s.queue and not s.writing and not s.answering and s.tasks is not None:
+        """A writer task for the queued bytes, unless one runs (it takes new bytes too)."""
+        if s.queue and not s.writing and s.tasks is not None:
             s.writing = True
             s.tasks.start_soon(self._write, s)
 
@@ -220,18 +211,17 @@ class TrioServer(FaultOptIn, Ending[Session]):
             s.life.connected()
         async with trio.open_nursery() as tasks:
             s.tasks = tasks
-            try:
-                self._start_writer(s)  # for a greeting from on_connect
-                reason = await self._read(s)
-                with self._lock:
-                    self._close(s, reason)
-                # Closing, send() accepts nothing more: one writer takes what is queued...
-                self._start_writer(s)
-            finally:
-                s.tasks = None  # ...and none is started after it (nor once the nursery closed)
+            self._start_writer(s)  # for a greeting from on_connect
+            reason = await self._read(s)
+            with self._lock:
+                self._close(s, reason)
+            # Closing, send() accepts nothing more: one writer takes what is queued, then no
+            # writer is started again (so none after the nursery closed).
+            self._start_writer(s)
+            s.tasks = None
             self._await_flush(s, tasks)
         # The nursery waited for the writer: what was accepted is in the kernel, or the
-        # linger deadline cancelled the send_all (the writer's, or the reader's).
+        # linger deadline cancelled the writer.
         self._finish_closing(s)
 
     def _await_flush(self, s: Session, tasks: trio.Nursery) -> None:
@@ -244,11 +234,11 @@ class TrioServer(FaultOptIn, Ending[Session]):
             tasks.cancel_scope.deadline = trio.current_time() + timeout
 
     async def _read(self, s: Session) -> CloseReason:
-        """receive_some -> on_recv until EOF, a failure, or the session closes. What on_recv
-        queued, the reader sends itself (`_write`), as Trio's echo example does: no writer
-        task to start and switch to for an answer."""
+        """receive_some -> on_recv until EOF, a failure, or the session closes. The reader
+        never sends, not even on_recv's answer: parked in a send_all to a peer that stopped
+        reading, it would not see that peer's FIN (S5) -- the writer task waits instead."""
         assert self._handler is not None
-        with s.read_scope:  # `_wake` cancels it, unless the reader is answering
+        with s.read_scope:
             while not s.life.closing:
                 try:
                     data = await s.stream.receive_some(RECV_SIZE)
@@ -256,21 +246,13 @@ class TrioServer(FaultOptIn, Ending[Session]):
                     return CloseReason.RESET
                 if not data:  # S5: b"" if, and only if, the peer sent EOF
                     return CloseReason.PEER_EOF
-                s.answering = True
-                try:
-                    if not self._call(self._handler.on_recv, s.id, data):
-                        return CloseReason.HANDLER_ERROR
-                    if s.queue and not s.writing and not s.life.closing:
-                        s.writing = True
-                        await self._write(s)  # while the peer does not read, neither do we
-                finally:
-                    s.answering = False
+                if not self._call(self._handler.on_recv, s.id, data):
+                    return CloseReason.HANDLER_ERROR
         return CloseReason.DISCONNECT  # closed by someone else; that reason was kept
 
     async def _write(self, s: Session) -> None:
         """send_all what is queued (partial sends are Trio's job) until the queue is empty;
-        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes.
-        The writer task's body, and the reader's after on_recv; the caller set `writing`."""
+        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes."""
         try:
             while True:
                 with self._lock:
