@@ -167,7 +167,7 @@ NAMES = [
     ("_begin_close(s)", "get the ending going",
      ("notify the writer, if any; shutdown(SHUT_RD) wakes the reader", "wake the loop",
       "add to the loop's `closing`, wake it", "arm the linger timer (keyed by id); `advance`",
-      "`_poke`: the Trio thread wakes the writer and cancels the reader")),
+      "`_wake`: a writer task for what is queued; the reader cancelled")),
     ("_seen(s)", "what the core is told (`Seen`)",
      ("queued; a writer thread (started for a send the kernel did not take) running",
       "queued", "queued",

@@ -19,13 +19,16 @@ non-blocking sockets, a readiness loop), without either's bookkeeping:
 What this means for our code
 ----------------------------
 `trio.run` runs in a thread the server owns. The main task accepts; each connection gets a
-task (`_serve`) with two children: the reader (receive_some -> on_recv) and the writer
-(waits for the session's SendQueue, send_all). send() and disconnect() come from any thread:
-they update the queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`,
-which never blocks the caller -- also when the caller is a callback on the Trio thread (S13).
-stop() cancels the accept loop and closes every session; trio.run returns when the nursery
-is empty, which is exactly "every session released" (S11). When to FIN, abort or release is
-the core's decision (docs/core.md); the writer task running is this model's IO outstanding.
+task (`_serve`) with a nursery of its own. The session task reads (receive_some -> on_recv);
+a writer task in the nursery sends (send_all), started when bytes are queued and none runs,
+ended when the queue is empty. send() and disconnect() come from any thread: they update the
+queue under a lock and poke the Trio thread with `TrioToken.run_sync_soon`, which never
+blocks the caller -- also when the caller is a callback on the Trio thread (S13). Closing
+cancels the reader; the nursery's exit is the wait for the flush, and the linger deadline on
+the nursery's cancel scope bounds it (S9). stop() cancels the accept loop and closes every
+session; trio.run returns when the nursery is empty, which is exactly "every session
+released" (S11). When to FIN, abort or release is the core's decision (docs/core.md); the
+writer task running is this model's IO outstanding.
 
 Clauses this file works hardest for: S13 (crossing from other threads into Trio without
 blocking), S9 (linger as a cancel scope). Everything else is Trio's job.
@@ -40,7 +43,6 @@ Sources:
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 import threading
 import time
@@ -70,9 +72,9 @@ class Session:
     peer: tuple[str, int]
     queue: SendQueue
     life: Lifecycle = field(default_factory=Lifecycle)
-    wakeup: trio.Event = field(default_factory=trio.Event)  # the writer waits here
     read_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    writer_done: trio.Event = field(default_factory=trio.Event)
+    tasks: trio.Nursery | None = None  # the session's nursery, while it is open
+    writing: bool = False  # a writer task is running (only the Trio thread looks)
 
     def __repr__(self) -> str:
         return f"<Session id={self.id} {self.life} {self.queue}>"
@@ -135,7 +137,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
     def _poke(self, s: Session) -> None:
         """Tell the Trio thread to look at `s` (new bytes, or closing). Never blocks."""
         if threading.current_thread() is self._thread:
-            # Already on it -- send() from a callback, the echo server's case: wake the writer
+            # Already on it -- send() from a callback, the echo server's case: look at `s`
             # now. run_sync_soon would cost a write to Trio's wakeup socket and a loop pass.
             self._wake(s)
             return
@@ -144,10 +146,16 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _wake(self, s: Session) -> None:
-        """On the Trio thread: wake the writer, and stop the reader if the session closes."""
-        s.wakeup.set()
+        """On the Trio thread: flush what is queued, and stop the reader if the session closes."""
+        self._start_writer(s)
         if s.life.closing:
             s.read_scope.cancel()
+
+    def _start_writer(self, s: Session) -> None:
+        """A writer task for the queued bytes, unless one runs (it takes new bytes too)."""
+        if s.queue and not s.writing and s.tasks is not None:
+            s.writing = True
+            s.tasks.start_soon(self._write, s)
 
     # ---- the Trio thread
 
@@ -202,22 +210,33 @@ class TrioServer(FaultOptIn, Ending[Session]):
                 self._close(s, CloseReason.HANDLER_ERROR)
             s.life.connected()
         async with trio.open_nursery() as tasks:
-            tasks.start_soon(self._write, s)
+            s.tasks = tasks
+            self._start_writer(s)  # for a greeting from on_connect
             reason = await self._read(s)
             with self._lock:
                 self._close(s, reason)
-            await self._await_flush(s)
-            tasks.cancel_scope.cancel()
+            # Closing, send() accepts nothing more: one writer takes what is queued, then no
+            # writer is started again (so none after the nursery closed).
+            self._start_writer(s)
+            s.tasks = None
+            self._await_flush(s, tasks)
+        # The nursery waited for the writer: what was accepted is in the kernel, or the
+        # linger deadline cancelled the writer.
         self._finish_closing(s)
 
-    async def _await_flush(self, s: Session) -> None:
-        """The writer flushes what was accepted; the linger deadline bounds how long (S9)."""
+    def _await_flush(self, s: Session, tasks: trio.Nursery) -> None:
+        """A nursery exits once its tasks have: the writer, if one runs, flushes what was
+        accepted. The linger deadline bounds how long (S9): the nursery's cancel scope's."""
+        if not s.writing:
+            return  # nothing to flush: the nursery exits at once
         timeout = next_timeout([s.life.wake_at], time.monotonic())
-        with trio.move_on_after(math.inf if timeout is None else timeout):
-            await s.writer_done.wait()
+        if timeout is not None:
+            tasks.cancel_scope.deadline = trio.current_time() + timeout
 
     async def _read(self, s: Session) -> CloseReason:
-        """receive_some -> on_recv until EOF, a failure, or the session closes."""
+        """receive_some -> on_recv until EOF, a failure, or the session closes. The reader
+        never sends, not even on_recv's answer: parked in a send_all to a peer that stopped
+        reading, it would not see that peer's FIN (S5) -- the writer task waits instead."""
         assert self._handler is not None
         with s.read_scope:
             while not s.life.closing:
@@ -232,19 +251,16 @@ class TrioServer(FaultOptIn, Ending[Session]):
         return CloseReason.DISCONNECT  # closed by someone else; that reason was kept
 
     async def _write(self, s: Session) -> None:
-        """Wait for queued bytes, send_all them (partial sends are Trio's job), then FIN."""
+        """send_all what is queued (partial sends are Trio's job) until the queue is empty;
+        then FIN if the session is closing, and end: `_wake` starts a writer for new bytes."""
         try:
             while True:
                 with self._lock:
-                    data = b"".join(s.queue.buffers()) if s.queue else b""
-                    if not data and s.life.closing:  # everything accepted is in the kernel:
-                        advance(self, s, time.monotonic())  # the core says FIN, unless it did
+                    if not s.queue:
+                        if s.life.closing:  # everything accepted is in the kernel:
+                            advance(self, s, time.monotonic())  # the core says FIN
                         return
-                    if not data:
-                        s.wakeup = trio.Event()
-                if not data:
-                    await s.wakeup.wait()
-                    continue
+                    data = b"".join(s.queue.buffers())
                 try:
                     await s.stream.send_all(data)  # suspends while the peer does not read (S6)
                 except _STREAM_GONE:
@@ -254,7 +270,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
                 with self._lock:
                     s.queue.written(len(data))
         finally:
-            s.writer_done.set()
+            s.writing = False
 
     def _call(self, callback: Callable[..., None], *args: object) -> bool:
         """Every callback runs here, on the Trio thread, one session task at a time (S2);
@@ -274,7 +290,7 @@ class TrioServer(FaultOptIn, Ending[Session]):
             self._token.run_sync_soon(self._wake, s)
 
     def _seen(self, s: Session) -> Seen:
-        return Seen(queued=bool(s.queue), io_idle=s.writer_done.is_set())
+        return Seen(queued=bool(s.queue), io_idle=not s.writing)
 
     def _send_fin(self, s: Session) -> None:
         quietly(s.sock.shutdown, socket.SHUT_WR)  # what SocketStream.send_eof does

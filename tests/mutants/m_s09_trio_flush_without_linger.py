@@ -2,22 +2,27 @@
 
 The bug:
 
-    self._close(s, reason)
-    await s.writer_done.wait()           # no `with trio.move_on_after(linger):`
+    async with trio.open_nursery() as tasks:   # the writer flushes in here
+        ...
+        self._close(s, reason)
+                                               # no tasks.cancel_scope.deadline = linger
+    # the nursery exits once the writer has sent everything -- whenever that is
 
-A peer that stopped reading (a crashed phone, a bot) never takes the bytes; the session, its
-socket and its task live on, and stop() never returns. Caught by: S9 (released once linger
-expires).
+A peer that stopped reading (a crashed phone, a bot) never takes the bytes; the writer waits
+in send_all, the nursery waits for the writer, and the session, its socket and its task live
+on: stop() never returns. Caught by: S9 (released once linger expires).
 """
 
 from __future__ import annotations
+
+import trio
 
 from impls.trio_ import Session, TrioServer
 
 
 class EndlessFlushServer(TrioServer):
-    async def _await_flush(self, s: Session) -> None:
-        await s.writer_done.wait()  # BUG: no linger
+    def _await_flush(self, s: Session, tasks: trio.Nursery) -> None:
+        pass  # BUG: no linger deadline on the nursery that waits for the writer
 
 
 make_server = EndlessFlushServer
