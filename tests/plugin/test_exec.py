@@ -174,13 +174,13 @@ def test_leaks(conformance):
 def test_the_python_program_passes_and_a_leak_in_the_program_is_caught(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`impls.wire` wrapping select passes; wrapping the S11 mutant whose stop() leaves the
-    completion port's thread running, it fails S11 on the program's own thread count."""
+    """`impls.wire` wrapping select passes; wrapping a select server whose start() leaves a
+    thread behind (tests/exec/leaky.py), it fails S11 on the program's own thread count."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     pytester.makepyfile(test_wire=OVER_THE_WIRE)
     good = f"exec:{shlex.quote(sys.executable)} -m impls.wire --impl=select"
     leaky = (f"exec:{shlex.quote(sys.executable)} -m impls.wire "
-             "--impl=tests.mutants.m_s11_iocp_port_never_closed:make_server")
+             "--impl=tests.exec.leaky:make_server")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-p", "no:xdist", f"--impl={good},{leaky}",
         "--junitxml=junit.xml", timeout=RUN_LIMIT)
@@ -192,4 +192,4 @@ def test_the_python_program_passes_and_a_leak_in_the_program_is_caught(
     failure = cases[f"test_leaks[{leaky}]"]
     assert failure is not None, output
     text = failure.text or ""
-    assert "S11 " in text and "threads, 2 when it said HELLO" in text, text
+    assert "S11 " in text and re.search(r"\d+ threads, \d+ when it said HELLO", text), text
