@@ -18,7 +18,8 @@ from impls.select_ import SelectServer
 
 
 class ForgottenThreadServer(SelectServer):
-    def start(self, handler: SessionHandler, host: str, port: int) -> tuple[str, int]:
+    def start(self, handler: SessionHandler, host: str = "127.0.0.1",
+              port: int = 0) -> tuple[str, int]:
         address = super().start(handler, host, port)
         threading.Thread(target=threading.Event().wait, name="stats-reporter",
                          daemon=True).start()  # never told to stop, never joined
