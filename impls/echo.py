@@ -31,7 +31,7 @@ from conformance.api import SessionServer
 __all__ = ["EchoApp", "main"]
 
 # How long stop() may take. Generous: a model with a thousand sessions releases each one,
-# and a thread-per-session model joins two threads per session, on a loaded machine.
+# and a thread-per-session model joins a thread or two per session, on a loaded machine.
 STOP_DEADLINE = 30.0
 # How long start() may take: bind, listen, start the model's threads.
 START_DEADLINE = 30.0
