@@ -145,8 +145,8 @@ def test_s05_fin_releases_while_its_send_waits_for_a_stalled_peer(
 
     The classic bug is the tutorial echo server's loop: `data = await recv()`, on_recv,
     `await send_all(answer)`, read again. While that send waits for a peer that reads nothing,
-    nobody reads -- and the kernel tells only a reader about a FIN. The session, its socket
-    and its task stay until stop(). A server must keep reading while its send waits."""
+    nobody reads -- and a FIN is found only by reading (recv() returns 0). The session, its
+    socket and its task stay until stop(). A server must keep reading while its send waits."""
     answer = make_payload(big, seed)
     cut = [big * i // pieces for i in range(pieces + 1)]
     blocks = [answer[a:b] for a, b in pairwise(cut)]

@@ -11,8 +11,8 @@ The bug:
 
 Trio's tutorial echo server is written this way, and with a peer that reads it is fine. A
 peer that stops reading fills its window and the server's send buffer: send_all waits, and
-while it waits nobody reads. If that peer then sends FIN, only a reader would see it -- the
-kernel reports a FIN to recv(), nowhere else -- so the session is never released (nor its
+while it waits nobody reads. If that peer then sends FIN, only a reader would find it --
+recv() returning 0, after the data before it -- so the session is never released (nor its
 socket, task, or seat) until stop(). Its reading must not wait for its writing.
 Caught by: S5 (released within linger of the FIN, while the send to that peer waits).
 """
