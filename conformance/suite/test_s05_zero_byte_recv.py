@@ -123,6 +123,80 @@ def test_s05_fin_mid_transfer_still_flushes_it(conformance, big, seed, pieces, r
         sc.settle(peer, inbound_complete=True, outbound_complete=True)
 
 
+# The linger of a session whose peer reads nothing: its flush cannot finish, so linger only
+# says when the abort comes. Short, so that a correct server costs the property little.
+STALLED_LINGER = 0.2
+
+
+@pytest.mark.clause("S5")
+@suite_settings(weight=0.25)
+@given(request=payloads(max_size=4096), chunks=chunkings(1024),
+       big=st.integers(2 * KERNEL_BUFFERED, 3 * KERNEL_BUFFERED), seed=st.integers(0, 2**16),
+       pieces=st.integers(1, 4), fin_while_waiting=st.booleans())
+@example(request=b"GET /replay", chunks=[], big=2 * KERNEL_BUFFERED, seed=0, pieces=1,
+         fin_while_waiting=True)
+def test_s05_fin_releases_while_its_send_waits_for_a_stalled_peer(
+        conformance, request, chunks, big, seed, pieces, fin_while_waiting):
+    """The peer sends a request and never reads; the application answers it from on_recv with
+    more than the kernel can buffer, so the server's send to that peer waits -- and waits
+    forever. Then the peer half-closes (at once, or once the answer is queued and waiting),
+    still not reading. Its session is released within linger of the FIN all the same (S5):
+    the flush cannot finish, so linger ends it and the connection is aborted.
+
+    The classic bug is the tutorial echo server's loop: `data = await recv()`, on_recv,
+    `await send_all(answer)`, read again. While that send waits for a peer that reads nothing,
+    nobody reads -- and a FIN is found only by reading (recv() returns 0). The session, its
+    socket and its task stay until stop(). A server must keep reading while its send waits."""
+    answer = make_payload(big, seed)
+    cut = [big * i // pieces for i in range(pieces + 1)]
+    blocks = [answer[a:b] for a, b in pairwise(cut)]
+
+    def answer_the_request(rec, sid, chunk):
+        # rec.received() does not include `chunk` yet: it is indexed when on_recv returns.
+        if len(rec.received(sid)) + len(chunk) == len(request):
+            for block in blocks:
+                rec.send(sid, block)
+
+    linger = STALLED_LINGER
+    with conformance.scenario(on_recv=answer_the_request, send_queue_limit=big,
+                              linger=linger) as sc:
+        peer = sc.connect(rcvbuf=4096)  # a small window: the answer fills the pipe
+        peer.pause_reading()
+        sid = sc.session(peer)
+        peer.queue(request, chunks)
+        if not fin_while_waiting:
+            peer.shut_write()  # the FIN right behind the request
+        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                 expected="the peer's request to be taken by the kernel",
+                 stall=sc.timeouts.call, session_ids=[sid])
+        sc.wait(lambda: len(sc.rec.received(sid)) == len(request), clause="S3",
+                expected=f"on_recv to deliver the {len(request)}-byte request",
+                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+                stall=sc.timeouts.call, session_ids=[sid])
+        _refused_from_on_recv(sc, sid)
+        if sc.rec.accepted(sid) != answer:
+            raise sc.fail("S7", f"send() of {big} bytes in {pieces} calls from on_recv to be "
+                          f"accepted (send_queue_limit={big})",
+                          f"{len(sc.rec.accepted(sid))} bytes were accepted", [sid])
+        if fin_while_waiting:
+            peer.shut_write()  # the answer is queued: a send to this peer waits, or soon will
+            sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+                     expected="the peer's FIN to be taken by the kernel",
+                     stall=sc.timeouts.call, session_ids=[sid])
+        # Nothing moves any more (the peer reads nothing): the bound is linger, plus the call
+        # deadline as the machine's slack -- it does not grow with the answer's bytes.
+        sc.released(sid, clause="S5", timeout=linger + sc.timeouts.call,
+                    why=f"within linger ({linger:g} s) of its peer's FIN, while the send of "
+                    f"the {big}-byte answer waits for that peer, which reads nothing (does "
+                    "the session stop reading while its send waits?)")
+        peer.resume_reading()
+        sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
+                 expected="the aborted connection to end (EOF or reset) for the peer",
+                 stall=sc.timeouts.call, progress=lambda: min(len(peer.received), big),
+                 session_ids=[sid])
+        sc.settle(peer, inbound_complete=True)
+
+
 @pytest.mark.clause("S5")
 @suite_settings()
 @given(data=payloads(max_size=4096), idle_peers=st.integers(0, 3))
