@@ -210,6 +210,11 @@ class CompletionPort:
                 # The rest of the packets, or the turn in epoll this worker leaves: to a
                 # sleeper, so operations go on completing while this one runs its handlers.
                 self._ready.notify()
+            elif packets and self._polling:
+                # No sleeper for the rest (the one _wake notified for them is this worker,
+                # which takes only `limit`): interrupt the worker in epoll, or they wait for
+                # its next event -- forever, with no socket or timer due (a QUIT from stop()).
+                os.eventfd_write(self._wakeup, 1)
             return taken
 
     def cancel(self, handle: socket.socket) -> None:

@@ -359,13 +359,17 @@ class IocpServer(FaultOptIn, Ending[Session]):
     # ---- the ending: the core decides (docs/core.md), these perform; `_close` is Ending's
 
     def _begin_close(self, s: Session) -> None:
-        """Arm the linger timer, and do at once what is due (FIN if nothing is queued). The
-        timer finds the session by id: if it is gone by then, nothing to do (S8)."""
+        """Do at once what is due (FIN if nothing is queued); then, only if bytes are still
+        to flush, arm the linger timer. The timer finds the session by id: if the flush ended
+        and the session is gone by then, nothing to do (S8)."""
         assert self._port is not None
         now = time.monotonic()
-        if (deadline := s.life.wake_at) is not None and deadline > now:
-            self._port.post_after(deadline - now, Linger(s.id), Overlapped(OpKind.TIMER, None))
         advance(self, s, now)  # never releases: every caller holds an IOCount reference
+        # Still FLUSHING: the peer must take the queue within linger, or be aborted (S9).
+        # A close with nothing queued is past FLUSHING already (FIN sent): no timer to arm,
+        # and no stale packet to dequeue later -- the common close, once per connection.
+        if (deadline := s.life.wake_at) is not None:
+            self._port.post_after(deadline - now, Linger(s.id), Overlapped(OpKind.TIMER, None))
 
     def _seen(self, s: Session) -> Seen:
         return Seen(queued=bool(s.queue) or s.send_ov is not None, io_idle=s.io.idle)

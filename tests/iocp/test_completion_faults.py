@@ -12,7 +12,8 @@ How the faults get in: `FaultyIocpServer` is IocpServer with start() extended --
 start(), then `faults` set on the port it created. impls/iocp.py is not edited and no global is
 patched. Nothing escapes the faults by coming early: start() only *issues* its AcceptEx
 operations, and every attempt and every completion consults the port's `faults` when it
-happens.
+happens. The port's `post_after` of that one port is wrapped too, only to tell the faults
+which linger timers were armed (the model arms one only for a close with bytes left to flush).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from conformance._strategies import tagged
 from conformance._timeouts import Timeouts
 from conformance._trace import Kind, Recorder
 from conformance.api import ServerConfig, SessionHandler
-from impls._completion_port import ECANCELED, CompletionFaults, OpKind, Overlapped, Packet
+from impls._completion_port import ECANCELED, OpKind, Overlapped, Packet
 from impls.iocp import IocpServer, Linger, Session
 
 # Few examples, each a real server: the whole file stays well under 30 s on 2 cores.
@@ -44,7 +45,7 @@ MAX_DELAY = 0.020  # seconds a randomly held packet waits at most
 class FaultyIocpServer(IocpServer):
     """IocpServer whose completion port runs with `faults` (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, faults: CompletionFaults) -> None:
+    def __init__(self, config: ServerConfig, faults: Faults) -> None:
         super().__init__(config)
         self.faults = faults
 
@@ -54,10 +55,18 @@ class FaultyIocpServer(IocpServer):
         bound = super().start(handler, host, port)
         assert self._port is not None
         self._port.faults = self.faults
+        arm = self._port.post_after
+
+        def post_after(delay: float, key: object, overlapped: Overlapped) -> None:
+            if isinstance(key, Linger):
+                self.faults.armed(key.session_id)
+            arm(delay, key, overlapped)
+
+        self._port.post_after = post_after  # type: ignore[method-assign]
         return bound
 
 
-def harness(faults: CompletionFaults) -> Harness:
+def harness(faults: Faults) -> Harness:
     return Harness(Impl("iocp+faults", lambda config: FaultyIocpServer(config, faults)),
                    Timeouts())
 
@@ -75,8 +84,9 @@ class Faults:
 
     Watching: a packet queued for a session after its on_release is recorded in `late` (the
     IOCount rule says there is none: the release waits for every completion, S2/S8); each
-    linger timer is noted in the timeline when it fires. Called under the port's lock: the
-    only thing it calls is the recorder, which never calls the server holding its own lock.
+    linger timer is noted in the timeline when it is armed and when it fires. Called under
+    the port's lock (`armed`: the session's): the only thing it calls is the recorder, which
+    never calls the server holding its own lock.
     """
 
     def __init__(self) -> None:
@@ -84,6 +94,12 @@ class Faults:
         self.released: dict[int, float] = {}  # id -> time.monotonic() of its on_release
         self.late: list[str] = []
         self.timers: dict[int, int] = {}  # id -> seq of the note "its linger timer fired"
+        self.armed_for: set[int] = set()  # ids whose close armed a linger timer
+
+    def armed(self, sid: int) -> None:
+        self.armed_for.add(sid)
+        if self.rec is not None:
+            self.rec.note(f"faults: a linger timer armed for {sid}", session_id=sid)
 
     def cap(self, op: Overlapped) -> int | None:
         return self.split(op)
@@ -268,13 +284,15 @@ def test_every_ending_under_faults_releases_once(lives, plan):
 
 
 class HoldLast(Faults):
-    """Holds the completions of one session that `which` names for `seconds`, and keeps the
-    time of each hold."""
+    """Holds completions of the session `target` for `seconds` each, and keeps the time of
+    each hold. `which` says whose: "sends", every WSASend's; "cancelled recv", the goodbye's
+    WSASend (those issued from `goodbye` on) and the WSARecv cancelled once it went out."""
 
     def __init__(self, which: str, seconds: float) -> None:
         super().__init__()
         self.which, self.seconds = which, seconds
         self.target: int | None = None
+        self.goodbye = False  # set by the test just before it sends the goodbye
         self.held_at: list[float] = []
         self.recvs: list[Overlapped] = []  # every WSARecv issued, in order (noted, too)
 
@@ -290,7 +308,8 @@ class HoldLast(Faults):
         if session_of(packet) != self.target or ov is None:
             return 0.0
         if self.which == "cancelled recv":
-            wanted = ov.kind is OpKind.RECV and packet.error == ECANCELED
+            wanted = ((ov.kind is OpKind.RECV and packet.error == ECANCELED)
+                      or (ov.kind is OpKind.SEND and self.goodbye))
         else:  # "sends": every WSASend completion, the last one among them
             wanted = ov.kind is OpKind.SEND
         if not wanted:
@@ -308,34 +327,48 @@ class HoldLast(Faults):
        size=st.integers(1, 3000))
 def test_a_held_last_completion_delays_the_release(which, seconds, size):
     """The last completion of a closing session is held back -- the cancelled WSARecv after
-    disconnect(), or the echo's WSASend while the peer's FIN arrives. A completion cannot
-    arrive after the release (the IOCount rule); instead the release waits: on_release comes
-    only after every held completion was queued (S2, S8), the bytes all arrive and the peer
-    sees EOF (S4, S5, S9). Then the session's linger timer fires, after the release, and finds
-    nothing: no callback for the old id, and a session connected meanwhile is untouched (S8)."""
+    disconnect() and its goodbye's flush, or the echo's WSASend while the peer's FIN arrives.
+    A completion cannot arrive after the release (the IOCount rule); instead the release
+    waits: on_release comes only after every held completion was queued (S2, S8), the bytes
+    all arrive and the peer sees EOF (S4, S5, S9).
+
+    Both closes begin with bytes still to flush -- the goodbye's WSASend is held; the FIN
+    comes, as a rule, while the echo's is -- so each arms a linger timer (a close with nothing
+    queued arms none). The flush ends long before linger, the release follows, and the timer
+    fires after it and finds nothing: no callback for the old id, and a session connected
+    meanwhile is untouched (S8)."""
     faults = HoldLast(which, seconds)
-    linger = seconds + 0.5  # the timer fires well after the release
+    linger = 2 * seconds + 0.5  # up to two holds in a row before the release, and time to spare
     with harness(faults).scenario(on_recv=echo, on_release=faults.on_release,
                                   linger=linger) as sc:
         faults.watch(sc)
         first = sc.connect()
         a = faults.target = sc.session(first)
         first.queue(tagged(a, size))
+        flushing = None  # "cancelled recv": did disconnect() surely find the goodbye in flight?
         if which == "sends":
             first.shut_write()  # the FIN arrives while the echo's completions are held
         else:
             sc.drive([first], until=lambda: len(first.received) >= size, clause="S4",
                      expected=f"the peer of {a} to receive its echo", session_ids=[a])
             # The only connection so far: its 2nd WSARecv is the one RecvPost issues after
-            # on_recv returned. Once it is issued, disconnect() must cancel it.
+            # on_recv returned. Once it is issued, the close must cancel it.
             sc.wait(lambda: len(faults.recvs) >= 2, clause="S3", session_ids=[a],
                     expected=f"a WSARecv re-posted for {a} after its on_recv returned")
+            # A goodbye, then disconnect(): its WSASend completion is held, so the close
+            # begins with a flush. Once the flush completes: FIN, and CancelIoEx on the recv.
+            faults.goodbye = True
+            if not sc.rec.send(a, b"bye"):
+                raise sc.fail("S8", f"send({a}) -> True for a live session", "it returned False",
+                              [a])
             if not sc.rec.disconnect(a):
                 raise sc.fail("S9", f"disconnect({a}) -> True", "it returned False", [a])
+            # Unless this thread was late by a whole hold, the WSASend was still in flight.
+            flushing = bool(faults.held_at) and time.monotonic() < faults.held_at[0] + seconds
         sc.drive([first], until=lambda: first.eof is not None, clause="S5",
                  expected=f"the peer of {a} to read its echo and EOF", session_ids=[a])
         sc.released(a, clause="S2", why="once its held completion came",
-                    timeout=sc.timeouts.release + seconds)
+                    timeout=sc.timeouts.release + 2 * seconds)
         if not faults.held_at:
             raise sc.fail("S2", f"a completion of {a} to have been held", "none was", [a])
         early = [at for at in faults.held_at if faults.released[a] < at + seconds]
@@ -343,15 +376,21 @@ def test_a_held_last_completion_delays_the_release(which, seconds, size):
             raise sc.fail("S2", f"on_release({a}) only after its held completions were queued",
                           f"it came {faults.released[a] - early[-1]:.3f} s after a hold of "
                           f"{seconds:g} s began", [a])
+        if flushing and a not in faults.armed_for:
+            raise sc.fail("S9", f"disconnect({a}) with its goodbye still in flight to arm a "
+                          "linger timer (else a peer that never reads keeps the session)",
+                          "no timer was armed", [a])
+        event(f"{which}: linger timer " + ("armed" if a in faults.armed_for else "not armed"))
         second = sc.connect()  # may well get the released session's socket handle
         b = sc.session(second)
-        sc.wait(lambda: a in faults.timers, clause="S8", timeout=linger + sc.timeouts.io,
-                expected=f"the linger timer of {a} to fire", session_ids=[a])
-        released_seq = next(e.end_seq for e in sc.rec.trace()
-                            if e.kind is Kind.RELEASE and e.session_id == a)
-        if faults.timers[a] < released_seq:
-            raise sc.fail("S8", f"the linger timer of {a} to fire after on_release({a})",
-                          "it fired before", [a])
+        if a in faults.armed_for:  # the stale timer: it fires after the release, on nobody
+            sc.wait(lambda: a in faults.timers, clause="S8", timeout=linger + sc.timeouts.io,
+                    expected=f"the linger timer of {a} to fire", session_ids=[a])
+            released_seq = next(e.end_seq for e in sc.rec.trace()
+                                if e.kind is Kind.RELEASE and e.session_id == a)
+            if faults.timers[a] < released_seq:
+                raise sc.fail("S8", f"the linger timer of {a} to fire after on_release({a})",
+                              "it fired before", [a])
         second.queue(tagged(b, 100))
         second.shut_write()
         sc.drive([second], until=lambda: second.eof is not None, clause="S8",

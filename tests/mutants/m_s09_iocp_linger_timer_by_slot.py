@@ -10,12 +10,12 @@ The bug, as it is usually written:
         });                                          //   closing, so a stale timer is harmless"
     }
 
-A close that finishes early leaves its timer armed; the timer is never cancelled, because it
-checks the state when it fires. But the pool hands the freed slot to the next session (last
-freed, first reused), and if that newcomer is closing too -- flushing a big goodbye to a slow
-reader -- the old timer aborts it mid-flush: its peer gets a reset and a truncated stream, long
-before its own linger expired. Caught by: S9 (the new peer receives every accepted byte, then
-EOF).
+A close with bytes to flush arms its timer; when the flush finishes early, the timer is left
+armed -- never cancelled, because it checks the state when it fires. But the pool hands the
+freed slot to the next session (last freed, first reused), and if that newcomer is closing
+too -- flushing a big goodbye to a slow reader -- the old timer aborts it mid-flush: its peer
+gets a reset and a truncated stream, long before its own linger expired. Caught by: S9 (the
+new peer receives every accepted byte, then EOF).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ class SlotLingerServer(IocpServer):
     def _begin_close(self, s: Session) -> None:
         assert self._port is not None
         now = time.monotonic()
-        if (deadline := s.life.wake_at) is not None and deadline > now:
+        advance(self, s, now)
+        if (deadline := s.life.wake_at) is not None:
             slot = s.id & ((1 << INDEX_BITS) - 1)  # BUG: the slot, not the id
             self._port.post_after(deadline - now, Linger(slot), Overlapped(OpKind.TIMER, None))
-        advance(self, s, now)
 
     def _on_linger_expired(self, slot: int) -> None:
         with self._lock:
