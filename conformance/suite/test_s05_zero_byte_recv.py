@@ -107,13 +107,7 @@ def test_s05_fin_mid_transfer_still_flushes_it(conformance, big, seed, pieces, r
                           f"{len(sc.rec.accepted(sid))} bytes were accepted", [sid])
         peer.queue(request)
         peer.shut_write()
-        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
-                 expected="the peer's request and FIN to be taken by the kernel",
-                 stall=sc.timeouts.call, session_ids=[sid])
-        sc.wait(lambda: len(sc.rec.received(sid)) == len(request), clause="S3",
-                expected=f"on_recv to deliver the {len(request)}-byte request",
-                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
-                stall=sc.timeouts.call, session_ids=[sid])
+        _request_delivered(sc, peer, sid, request, "the peer's request and FIN")
         peer.resume_reading()
         sc.drive([peer], until=lambda: peer.eof is not None, clause="S5",
                  expected=f"the peer of {sid} to read all {big} accepted bytes, then EOF",
@@ -166,13 +160,7 @@ def test_s05_fin_releases_while_its_send_waits_for_a_stalled_peer(
         peer.queue(request, chunks)
         if not fin_while_waiting:
             peer.shut_write()  # the FIN right behind the request
-        sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
-                 expected="the peer's request to be taken by the kernel",
-                 stall=sc.timeouts.call, session_ids=[sid])
-        sc.wait(lambda: len(sc.rec.received(sid)) == len(request), clause="S3",
-                expected=f"on_recv to deliver the {len(request)}-byte request",
-                actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
-                stall=sc.timeouts.call, session_ids=[sid])
+        _request_delivered(sc, peer, sid, request, "the peer's request")
         _refused_from_on_recv(sc, sid)
         if sc.rec.accepted(sid) != answer:
             raise sc.fail("S7", f"send() of {big} bytes in {pieces} calls from on_recv to be "
@@ -226,6 +214,17 @@ def test_s05_fin_with_nothing_queued_releases_within_a_second(conformance, data,
 
 
 # ---- checks shared by the properties
+
+
+def _request_delivered(sc, peer, sid: int, request: bytes, what: str) -> None:
+    """S3: the kernel took what the peer queued (`what`), and on_recv delivered `request`."""
+    sc.drive([peer], until=lambda: peer.outbox_bytes == 0, clause="S3",
+             expected=f"{what} to be taken by the kernel",
+             stall=sc.timeouts.call, session_ids=[sid])
+    sc.wait(lambda: len(sc.rec.received(sid)) == len(request), clause="S3",
+            expected=f"on_recv to deliver the {len(request)}-byte request",
+            actual=lambda: f"{len(sc.rec.received(sid))} bytes delivered",
+            stall=sc.timeouts.call, session_ids=[sid])
 
 
 def _refused_from_on_recv(sc, sid: int) -> None:
