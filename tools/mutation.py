@@ -369,7 +369,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help=f"mutate these models' own files ({', '.join(MODELS)}) instead of --files")
     p.add_argument("--files", default=",".join(DEFAULT_FILES), metavar="PATH[,PATH...]",
                    help="files to mutate, relative to the repository root")
-    p.add_argument("--profile", default="conformance", help="the suite's Hypothesis profile")
+    p.add_argument("--profile", default="kill",
+                   help="the suite's Hypothesis profile (default kill: a verdict, no shrinking)")
     p.add_argument("--nice", type=int, default=10, help="niceness of each run (0: none)")
     p.add_argument("--no-netns", dest="netns", action="store_false",
                    help="run without a network namespace of its own (when not root)")
