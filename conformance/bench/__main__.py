@@ -63,6 +63,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="ServerConfig.workers for the implementations; a list (1,2) "
                         "measures each implementation once per value (default "
                         f"{','.join(map(str, d.workers))}: see docs/performance.md)")
+    p.add_argument("--rounds", type=int, default=d.rounds,
+                   help="measure every phase this many times, round after round, and show "
+                        "the median and the range of the ratios (default 1; one run moves by "
+                        "tens of per cent on a shared machine)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--out", type=Path, default=Path("bench-results"),
                    help="directory for bench.json and the plots")
@@ -95,7 +99,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise ValueError(f"--workers={args.workers!r}: give numbers, e.g. 1 or 1,2") from None
     counts = [args.connections, args.message_size, args.stream_connections,
               args.stream_size, args.churn_clients, args.scaling_active, args.processes,
-              *workers]
+              args.rounds, *workers]
     if min(counts) < 1 or args.duration <= 0 or args.stall <= 0 or min(idle, default=0) < 0:
         raise ValueError("sizes, counts, --workers, --duration and --stall must be positive")
     if not workers:
@@ -106,7 +110,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         churn_clients=args.churn_clients, scaling_active=args.scaling_active,
         idle_levels=idle or (0,), duration=args.duration, warmup=args.warmup,
         stall=args.stall, processes=args.processes, host=args.host,
-        workers=workers, workloads=workloads)
+        workers=workers, workloads=workloads, rounds=args.rounds)
     return settings
 
 

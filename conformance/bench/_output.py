@@ -81,8 +81,12 @@ def _fmt(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
-def _ratio(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}x"
+def _ratio(x: float | None, spread: tuple[float, float] | None = None) -> str:
+    if x is None:
+        return "-"
+    if spread is None or spread[0] == spread[1]:
+        return f"{x:.2f}x"
+    return f"{x:.2f}x ({spread[0]:.2f}-{spread[1]:.2f})"
 
 
 def _tables(run: Run) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
@@ -93,8 +97,10 @@ def _tables(run: Run) -> list[tuple[str, list[str], list[list[str]], list[str]]]
     for workload in s.workloads:
         rows: list[list[str]] = []
         notes: list[str] = []
-        results = [r for r in run.results if r.workload == workload]
+        results = [r for r in run.summary() if r.workload == workload]
         title = _WORKLOAD_TITLES[workload].format(**vars(s))
+        if s.rounds > 1:
+            title += f" -- each figure the median of {s.rounds} rounds (the ratios' range)"
         if workload == "scaling":
             headers = ["server", *[f"+{idle} idle" for idle in s.idle_levels]]
             for name in names:
@@ -119,8 +125,9 @@ def _tables(run: Run) -> list[tuple[str, list[str], list[list[str]], list[str]]]
                     notes.append(f"{name}: {r.status}: {r.error}")
                     rows.append([name, r.status] + ["-"] * (len(headers) - 2))
                     continue
-                row = [name, _fmt(r.rate, digits), _ratio(r.ratio_to_asyncio),
-                       _fmt(r.rate_per_server_cpu_s, digits), _ratio(r.cpu_ratio_to_asyncio)]
+                row = [name, _fmt(r.rate, digits), _ratio(r.ratio_to_asyncio, r.ratio_range),
+                       _fmt(r.rate_per_server_cpu_s, digits),
+                       _ratio(r.cpu_ratio_to_asyncio, r.cpu_ratio_range)]
                 if workload == "pingpong":
                     row += [_fmt(r.p50_us), _fmt(r.p99_us)]
                 row += [f"{r.server_cpu_s:.2f}", f"{r.generator_cpu_s:.2f}"]
@@ -250,7 +257,7 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
         # Two rows: the rate, and the rate per server CPU-second (steadier on a shared machine).
         fig, axes = plt.subplots(2, len(bars), figsize=(4.2 * len(bars), 7.0), squeeze=False)
         for column, workload in enumerate(bars):
-            got = {r.server: r for r in run.results
+            got = {r.server: r for r in run.summary()
                    if r.workload == workload and r.status == "ok"}
             shown = [n for n in names if n in got]
             colours = ["0.6" if n in baseline else "tab:blue" for n in shown]
@@ -277,7 +284,7 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
     if "scaling" in run.settings.workloads:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for n in names:
-            points = sorted((r.idle_open or 0, r.server_cpu_us_per_op) for r in run.results
+            points = sorted((r.idle_open or 0, r.server_cpu_us_per_op) for r in run.summary()
                             if r.server == n and r.workload == "scaling" and r.status == "ok"
                             and r.server_cpu_us_per_op is not None)
             if points:

@@ -13,10 +13,11 @@ import math
 import os
 import platform
 import resource
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,10 @@ class Settings:
     # (the GIL), so a second loop or worker only adds hand-offs (docs/performance.md).
     workers: tuple[int, ...] = (1,)
     workloads: tuple[str, ...] = WORKLOADS
+    # Every phase measured this many times, round after round; the tables show the median.
+    # One run moves by tens of per cent on a shared or virtual machine: a target is read on
+    # several (docs/performance.md).
+    rounds: int = 1
 
     def connect_deadline(self, connections: int) -> float:
         """Scales with the connections: a thread-per-session model starts two threads each."""
@@ -85,8 +90,14 @@ class Result:
     server_cpu_us_per_op: float | None = None
     generator_cpu_s: float = 0.0
     generator_cores: float = 0.0
-    ratio_to_asyncio: float | None = None  # rate / asyncio's rate, same workload, same run
+    ratio_to_asyncio: float | None = None  # rate / asyncio's rate, same workload, same round
     cpu_ratio_to_asyncio: float | None = None  # the same for the rate per server CPU-second
+    round: int = 0  # which round measured it (--rounds)
+    # In `Run.summary()` only: how many rounds measured this cell, and the lowest and highest
+    # ratio among them; the other fields are those of the median round.
+    rounds: int = 1
+    ratio_range: tuple[float, float] | None = None
+    cpu_ratio_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -106,8 +117,8 @@ class Run:
                 for idle in (s.idle_levels if w == "scaling" else (None,))]
 
     def steps(self) -> int:
-        """For the progress display: each server's start, then each phase."""
-        return len(self.servers) * (1 + len(self.plan()))
+        """For the progress display: each server's start, then each phase of each round."""
+        return len(self.servers) * (1 + len(self.plan()) * self.settings.rounds)
 
     def execute(self, progress: Callable[[str], None]) -> None:
         """Every workload on every server. `progress(label)` is called before each step.
@@ -129,18 +140,22 @@ class Run:
                     self.server_errors[spec.name] = f"did not start: {exc}"
                     failed[spec.name] = "the server did not start"
             with Generators(s.processes) as generators:
-                for workload, idle in self.plan():
+                for round_, (workload, idle) in ((r, p) for r in range(s.rounds)
+                                                 for p in self.plan()):
                     for spec in self.servers:
                         label = workload if idle is None else f"{workload} +{idle} idle"
+                        if s.rounds > 1:
+                            label += f", round {round_ + 1}/{s.rounds}"
                         progress(f"{spec.name}: {label}")
                         if spec.name in failed:
                             self.results.append(Result(spec.name, workload, idle,
                                                        status="skipped",
                                                        error=failed[spec.name],
-                                                       unit=UNITS[workload]))
+                                                       unit=UNITS[workload], round=round_))
                             continue
                         server = running[spec.name]
                         result = self._phase(server, generators, workload, idle)
+                        result.round = round_
                         self.results.append(result)
                         if result.status == "error" and not server.alive():
                             failed[spec.name] = f"after an earlier failure: {result.error}"
@@ -193,15 +208,36 @@ class Run:
         return result
 
     def _ratios(self) -> None:
-        base = {(r.workload, r.idle): r for r in self.results
+        base = {(r.round, r.workload, r.idle): r for r in self.results
                 if r.server == "asyncio" and r.status == "ok" and r.rate > 0}
         for r in self.results:
-            ref = base.get((r.workload, r.idle))
+            ref = base.get((r.round, r.workload, r.idle))
             if r.status != "ok" or ref is None:
                 continue
             r.ratio_to_asyncio = r.rate / ref.rate
             if r.rate_per_server_cpu_s and ref.rate_per_server_cpu_s:
                 r.cpu_ratio_to_asyncio = r.rate_per_server_cpu_s / ref.rate_per_server_cpu_s
+
+    def summary(self) -> list[Result]:
+        """One result per server, workload and idle level: with one round, the result; with
+        several, each figure the median of its rounds (rates, CPU, latencies, ratios, each on
+        its own), with the range of the ratios. A cell that failed in any round shows that
+        failure: a server that stops echoing once is not rescued by a median."""
+        cells: dict[tuple[str, str, int | None], list[Result]] = {}
+        for r in self.results:
+            cells.setdefault((r.server, r.workload, r.idle), []).append(r)
+        out = []
+        for group in cells.values():
+            bad = [r for r in group if r.status != "ok"]
+            if len(group) == 1 or bad:
+                out.append(replace(bad[0] if bad else group[0], rounds=len(group)))
+                continue
+            medians = {name: _median([getattr(r, name) for r in group]) for name in _FIGURES}
+            out.append(replace(group[0], **medians, rounds=len(group),
+                               ratio_range=_range([r.ratio_to_asyncio for r in group]),
+                               cpu_ratio_range=_range([r.cpu_ratio_to_asyncio
+                                                       for r in group])))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,6 +254,7 @@ class Run:
                          "workers": sp.workers, "fd_setsize": sp.fd_setsize,
                          "error": self.server_errors.get(sp.name)} for sp in self.servers],
             "results": [asdict(r) for r in self.results],
+            "summary": [asdict(r) for r in self.summary()],
             "generator": self.generator_ceiling(),
         }
 
@@ -244,6 +281,22 @@ class Run:
 
 
 _BASELINE_NAMES = ("asyncio", "uvloop", "selectors")
+
+
+# The figures of a Result that `Run.summary()` takes the median of, over the rounds.
+_FIGURES = ("duration", "count", "rate", "p50_us", "p99_us", "server_cpu_s",
+            "rate_per_server_cpu_s", "server_cpu_us_per_op", "generator_cpu_s",
+            "generator_cores", "ratio_to_asyncio", "cpu_ratio_to_asyncio")
+
+
+def _median(values: list[Any]) -> Any:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _range(values: list[float | None]) -> tuple[float, float] | None:
+    known = [v for v in values if v is not None]
+    return (min(known), max(known)) if known else None
 
 
 def _split(total: int, parts: int) -> list[int]:

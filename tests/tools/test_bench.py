@@ -68,6 +68,27 @@ def test_unknown_implementation_is_a_usage_error() -> None:
     assert "no implementation is called 'no_such_model'" in run.stderr
 
 
+def test_rounds_measure_each_phase_again_and_the_tables_show_the_median(
+        tmp_path: Path) -> None:
+    """--rounds=3: every phase three times, each round's ratios to that round's asyncio; the
+    summary holds one result per cell, each figure the median of its rounds, with the range
+    of the ratios."""
+    run = _bench("--impl=select", "--quick", "--workloads=pingpong", "--rounds=3",
+                 f"--out={tmp_path}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["settings"]["rounds"] == 3
+    mine = [r for r in report["results"] if r["server"] == "select"]
+    assert sorted(r["round"] for r in mine) == [0, 1, 2]
+    assert all(r["ratio_to_asyncio"] is not None for r in mine), mine
+    (cell,) = [r for r in report["summary"] if r["server"] == "select"]
+    ratios = sorted(r["ratio_to_asyncio"] for r in mine)
+    assert cell["rounds"] == 3 and cell["ratio_to_asyncio"] == ratios[1], (cell, ratios)
+    assert cell["ratio_range"] == [ratios[0], ratios[2]]
+    assert cell["rate"] == sorted(r["rate"] for r in mine)[1]
+    assert "median of 3 rounds" in run.stdout
+
+
 def test_a_workers_list_measures_each_implementation_once_per_value() -> None:
     """`--workers=1,2` is two rows per implementation, each named for its value, each started
     with its own --workers; the baselines have no workers."""
