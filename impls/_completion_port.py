@@ -206,15 +206,16 @@ class CompletionPort:
                 else:
                     self._play_kernel(left)
             taken = [packets.popleft() for _ in range(min(limit, len(packets)))]
-            if self._sleepers and (packets or not self._polling):
-                # The rest of the packets, or the turn in epoll this worker leaves: to a
-                # sleeper, so operations go on completing while this one runs its handlers.
+            if packets:
+                # The rest, for another worker (the one a _wake notified for them may be this
+                # one, which takes only `limit`): a sleeper, or else the worker in epoll --
+                # without the interrupt they would wait for its next event, forever when no
+                # socket or timer is due (a QUIT from stop()).
+                self._wake()
+            elif self._sleepers and not self._polling:
+                # The turn in epoll this worker leaves: to a sleeper, so operations go on
+                # completing while this one runs its handlers.
                 self._ready.notify()
-            elif packets and self._polling:
-                # No sleeper for the rest (the one _wake notified for them is this worker,
-                # which takes only `limit`): interrupt the worker in epoll, or they wait for
-                # its next event -- forever, with no socket or timer due (a QUIT from stop()).
-                os.eventfd_write(self._wakeup, 1)
             return taken
 
     def cancel(self, handle: socket.socket) -> None:

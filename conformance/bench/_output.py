@@ -94,10 +94,11 @@ def _tables(run: Run) -> list[tuple[str, list[str], list[list[str]], list[str]]]
     s = run.settings
     out = []
     names = [sp.name for sp in run.servers]
+    summary = run.summary()
     for workload in s.workloads:
         rows: list[list[str]] = []
         notes: list[str] = []
-        results = [r for r in run.summary() if r.workload == workload]
+        results = [r for r in summary if r.workload == workload]
         title = _WORKLOAD_TITLES[workload].format(**vars(s))
         if s.rounds > 1:
             title += f" -- each figure the median of {s.rounds} rounds (the ratios' range)"
@@ -252,12 +253,13 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
     written: list[Path] = []
     names = [sp.name for sp in run.servers]
     baseline = {sp.name for sp in run.servers if sp.baseline}
+    summary = run.summary()
     bars = [w for w in run.settings.workloads if w != "scaling"]
     if bars:
         # Two rows: the rate, and the rate per server CPU-second (steadier on a shared machine).
         fig, axes = plt.subplots(2, len(bars), figsize=(4.2 * len(bars), 7.0), squeeze=False)
         for column, workload in enumerate(bars):
-            got = {r.server: r for r in run.summary()
+            got = {r.server: r for r in summary
                    if r.workload == workload and r.status == "ok"}
             shown = [n for n in names if n in got]
             colours = ["0.6" if n in baseline else "tab:blue" for n in shown]
@@ -284,7 +286,7 @@ def write_plots(run: Run, directory: Path, formats: tuple[str, ...] = ("png", "s
     if "scaling" in run.settings.workloads:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for n in names:
-            points = sorted((r.idle_open or 0, r.server_cpu_us_per_op) for r in run.summary()
+            points = sorted((r.idle_open or 0, r.server_cpu_us_per_op) for r in summary
                             if r.server == n and r.workload == "scaling" and r.status == "ok"
                             and r.server_cpu_us_per_op is not None)
             if points:
